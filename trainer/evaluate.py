@@ -1,0 +1,89 @@
+"""Parity and evaluation of the three exported formats on real frames.
+
+Each format runs through the DonkeyCar pilot the car would use (KerasPilot.run
+with the Keras, TFLite or ONNX interpreter), batch 1, on a fixed, evenly
+spaced sample of the tubs' live records:
+
+    result = evaluate("linear", cfg, {"h5": ..., "tflite": ..., "onnx": ...}, frames)
+    result["parity"]         # {"tflite": max |diff| vs h5, "onnx": ...}
+    result["evaluation"]     # per format: steering/throttle MAE, max diff, latency
+"""
+import os
+import time
+
+import numpy as np
+
+from trainer.donkey import donkeycar  # noqa: F401
+from donkeycar.utils import get_model_by_type, load_image  # noqa: E402
+
+from trainer.errors import UserError
+from trainer.onnx_pilot import onnx_pilot
+
+PARITY_BOUND = 1e-3
+SAMPLE_SIZE = 200
+
+
+def sample_frames(tubs, cfg, size=SAMPLE_SIZE):
+    """Up to SIZE evenly spaced live records of TUBS ([(path, records)]), as
+    (images, driven) arrays: images as the car's camera delivers them, driven
+    the user's (steering, throttle)."""
+    pairs = [(path, r) for path, records in tubs for r in records]
+    if not pairs:
+        raise UserError("no live records to evaluate on")
+    idx = np.unique(np.linspace(0, len(pairs) - 1, min(size, len(pairs))).astype(int))
+    images, driven = [], []
+    for i in idx:
+        path, rec = pairs[i]
+        images.append(load_image(os.path.join(path, "images", rec["cam/image_array"]), cfg))
+        driven.append((float(rec.get("user/angle", 0.0)),
+                       float(rec.get("user/throttle", 0.0))))
+    return images, np.array(driven)
+
+
+def load_pilots(model_type, cfg, files):
+    h5 = get_model_by_type(model_type, cfg)
+    h5.load(files["h5"])
+    tfl = get_model_by_type("tflite_" + model_type, cfg)
+    tfl.load(files["tflite"])
+    return {"h5": h5, "tflite": tfl, "onnx": onnx_pilot(model_type, cfg, files["onnx"])}
+
+
+def _extra_inputs(pilot):
+    """Zeros for a pilot's inputs besides the image (IMU, behaviour state)."""
+    shapes = pilot.output_shapes()[0] if hasattr(pilot, "output_shapes") else {}
+    return [np.zeros(s, dtype=np.float32) for k, s in shapes.items()
+            if k not in ("img_in", "mem_in")]
+
+
+def run_pilot(pilot, images):
+    extra = _extra_inputs(pilot)
+    preds, times = [], []
+    for img in images:
+        t = time.perf_counter()
+        out = pilot.run(img, *extra)
+        times.append(time.perf_counter() - t)
+        preds.append([float(np.ravel(out[0])[0]), float(np.ravel(out[1])[0])])
+    return np.array(preds), float(np.median(times))
+
+
+def evaluate(model_type, cfg, files, images, driven, bound=PARITY_BOUND):
+    pilots = load_pilots(model_type, cfg, files)
+    preds, evaluation = {}, {}
+    for fmt, pilot in pilots.items():
+        preds[fmt], latency = run_pilot(pilot, images)
+        err = np.abs(preds[fmt] - driven).mean(axis=0)
+        evaluation[fmt] = {
+            "steering_mae": float(err[0]),
+            "throttle_mae": float(err[1]),
+            "max_diff_from_h5": float(np.abs(preds[fmt] - preds["h5"]).max()),
+            "median_latency_ms": round(latency * 1000, 3),
+            "frames": len(images),
+        }
+    parity = {fmt: evaluation[fmt]["max_diff_from_h5"] for fmt in ("tflite", "onnx")}
+    bad = {fmt: d for fmt, d in parity.items() if not d <= bound}
+    if bad:
+        fmt, d = next(iter(bad.items()))
+        raise UserError(f"parity check failed: the {fmt} model differs from the h5 "
+                        f"by {d:.2g} (> {bound:g}) on real frames; do not put it on "
+                        "the car, and report this with the model card")
+    return {"parity": parity, "evaluation": evaluation, "predictions": preds}

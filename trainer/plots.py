@@ -1,0 +1,38 @@
+"""The two pictures a training run leaves: loss per epoch, and predicted
+against driven steering on the evaluation frames."""
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+from trainer.storage import atomic_path  # noqa: E402
+
+
+def _save(fig, path):
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=100)
+    plt.close(fig)
+
+
+def loss_plot(history, title, path):
+    fig, ax = plt.subplots(figsize=(6, 4))
+    epochs = range(1, len(history.get("loss", [])) + 1)
+    ax.plot(epochs, history.get("loss", []), marker="o", label="train loss")
+    ax.plot(epochs, history.get("val_loss", []), marker="o", label="validation loss")
+    ax.set(title=f"{title}: loss", xlabel="epoch", ylabel="loss (mse)")
+    ax.legend()
+    fig.tight_layout()
+    _save(fig, path)
+
+
+def prediction_plot(driven, predictions, title, path):
+    fig, ax = plt.subplots(figsize=(9, 4))
+    ax.plot(driven[:, 0], color="black", linewidth=2, label="driven")
+    for fmt, style in (("h5", "-"), ("tflite", "--"), ("onnx", ":")):
+        if fmt in predictions:
+            ax.plot(predictions[fmt][:, 0], style, label=f"predicted ({fmt})")
+    ax.set(title=f"{title}: steering on evaluation frames", xlabel="frame (evenly "
+           "spaced over the tubs)", ylabel="steering", ylim=(-1.1, 1.1))
+    ax.legend(loc="upper right")
+    fig.tight_layout()
+    _save(fig, path)

@@ -1,0 +1,166 @@
+"""The training job's steps, in order (task.py parses the arguments):
+
+fetch + extract the archives -> load the bundled config (+ --set) -> check
+the tubs -> DonkeyCar's train() -> .tflite + .onnx -> parity and evaluation
+on real frames -> plots -> model card -> copy every file to the output.
+"""
+import logging
+import os
+import shutil
+import tempfile
+import time
+
+from trainer.archive import extract, layout
+from trainer.card import now, versions, write_card
+from trainer.config import effective, load_car_config
+from trainer.errors import UserError
+from trainer.storage import join, parse_uri, sha256
+from trainer.tubs import inspect_tub, read_records
+
+log = logging.getLogger("trainer")
+OUTPUTS = (".h5", ".tflite", ".onnx", ".png", ".pred.png", ".json")
+
+
+def default_model_name(archive_uri):
+    stem = parse_uri(archive_uri).name
+    for suffix in (".tgz", ".tar.gz"):
+        if stem.endswith(suffix):
+            stem = stem[: -len(suffix)]
+    return f"pilot-{stem}"
+
+
+def check_model_type(model_type, cfg):
+    """Build the pilot once: DonkeyCar itself says which types exist."""
+    from trainer.donkey import donkeycar  # noqa: F401
+    from donkeycar.utils import get_model_by_type
+
+    if model_type.startswith(("tflite_", "tensorrt_", "fastai_")):
+        raise UserError(f"model type {model_type} cannot be trained here: give a "
+                        "Keras type such as linear; .tflite is exported anyway")
+    try:
+        return get_model_by_type(model_type, cfg)
+    except ValueError as e:
+        known = str(e).split("supported types are", 1)[-1].split(",")
+        keras = [k.strip() for k in known if not k.strip().startswith(("tflite_", "tensorrt_"))]
+        raise UserError(f"unknown model type {model_type}: use one of "
+                        f"{', '.join(keras)}") from None
+
+
+def run(args, storage, say=print):
+    start = time.time()
+    name = args.model_name or default_model_name(args.archive[0])
+    outputs = [join(args.output, name + ext) for ext in OUTPUTS]
+    if not args.force:
+        taken = [u for u in outputs if storage.exists(u)]
+        if taken:
+            raise UserError(f"{taken[0]} already exists: pass -f to replace the "
+                            f"model, or -m NAME to train another")
+    work = tempfile.mkdtemp(prefix="robocar-train-")
+    try:
+        return _run(args, storage, name, outputs, work, start, say)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def _run(args, storage, name, outputs, work, start, say):
+    archives, tub_paths, car = [], [], None
+    for i, uri in enumerate(args.archive):
+        local = storage.fetch(uri, os.path.join(work, "download"), what="archive")
+        root = extract(local, os.path.join(work, f"archive-{i}"))
+        config_path, tubs = layout(root, parse_uri(uri).name)
+        car = car or os.path.dirname(config_path)
+        archives.append({"uri": uri, "sha256": sha256(local),
+                         "bytes": os.path.getsize(local)})
+        tub_paths += tubs
+    cfg = load_car_config(car, args.set)
+    models = os.path.join(work, "models")
+    os.makedirs(models)
+    cfg.MODELS_PATH = models            # DonkeyCar's model database goes here
+    model_type = args.type or cfg.DEFAULT_MODEL_TYPE
+    check_model_type(model_type, cfg)
+
+    tubs = []
+    for path in tub_paths:
+        report = inspect_tub(path, (cfg.IMAGE_W, cfg.IMAGE_H),
+                             display_path=os.path.relpath(path, car))
+        for w in report.warnings:
+            log.warning(w)
+        say(report.line())
+        tubs.append(report)
+
+    transfer = None
+    if args.transfer:
+        transfer = storage.fetch(args.transfer, os.path.join(work, "download"),
+                                 what="transfer model")
+    h5 = os.path.join(models, name + ".h5")
+    t0 = time.time()
+    history = _train(cfg, tub_paths, h5, model_type, transfer)
+    train_seconds = time.time() - t0
+
+    from trainer.export import export_onnx, export_tflite
+    files = {"h5": h5, "tflite": os.path.join(models, name + ".tflite"),
+             "onnx": os.path.join(models, name + ".onnx")}
+    if not os.path.isfile(files["tflite"]):      # CREATE_TF_LITE was off
+        export_tflite(h5, files["tflite"])
+    export_onnx(h5, files["onnx"])
+
+    from trainer.evaluate import evaluate, sample_frames
+    records = [(p, read_records(p)[0]) for p in tub_paths]
+    images, driven = sample_frames(records, cfg)
+    result = evaluate(model_type, cfg, files, images, driven)
+
+    from trainer.plots import loss_plot, prediction_plot
+    loss_png = os.path.join(models, name + ".png")
+    pred_png = os.path.join(models, name + ".pred.png")
+    loss_plot(history, name, loss_png)
+    prediction_plot(driven, result["predictions"], name, pred_png)
+
+    val = [v for v in history.get("val_loss", []) if v == v]
+    n_records = sum(t.records for t in tubs)
+    n_train = int(round(n_records * cfg.TRAIN_TEST_SPLIT))
+    card = {
+        "name": name, "created_at": now(), "model_type": model_type,
+        "versions": versions(), "archives": archives,
+        "tubs": [t.as_dict() for t in tubs],
+        "records": {"live": n_records, "train": n_train,
+                    "validation": n_records - n_train},
+        "transfer": args.transfer, "overrides": args.set or [],
+        "config": effective(cfg),
+        "history": {k: [float(x) for x in v] for k, v in history.items()},
+        "best_val_loss": min(val) if val else None,
+        "epochs": len(history.get("loss", [])),
+        "seconds": {"train": round(train_seconds, 1)},
+        "parity": result["parity"], "evaluation": result["evaluation"],
+        "job_id": os.environ.get("CLOUD_ML_JOB_ID"),
+    }
+    card_path = os.path.join(models, name + ".json")
+    card["seconds"]["total"] = round(time.time() - start, 1)
+    write_card(card_path, card, [files["h5"], files["tflite"], files["onnx"],
+                                 loss_png, pred_png])
+    local = [files["h5"], files["tflite"], files["onnx"], loss_png, pred_png, card_path]
+    for path, uri in zip(local, outputs):
+        storage.put(path, uri)
+    say(f"model {name}: best val_loss {card['best_val_loss']:.4f} after "
+        f"{card['epochs']} epochs; parity tflite {result['parity']['tflite']:.1e}, "
+        f"onnx {result['parity']['onnx']:.1e}")
+    say(f"wrote {', '.join(outputs)}")
+    return card
+
+
+def _train(cfg, tub_paths, h5, model_type, transfer):
+    from donkeycar.pipeline.training import train
+
+    try:
+        history = train(cfg, tub_paths=",".join(tub_paths), model=h5,
+                        model_type=model_type, transfer=transfer,
+                        comment="robocar-trainer")
+    except AssertionError as e:
+        if "validation" in str(e):
+            raise UserError(f"too few records for one validation batch of "
+                            f"BATCH_SIZE={cfg.BATCH_SIZE}: record more laps, or "
+                            "--set BATCH_SIZE=32") from None
+        raise
+    if not os.path.isfile(h5):
+        raise UserError(f"training saved no model: val_loss never improved "
+                        f"({history.get('val_loss')}); check the tub's labels")
+    return history
