@@ -144,9 +144,12 @@ def _add_file(tar, src, arcname):
 
 
 def _no_links(member, dest):
-    """tarfile's 'data' filter, and no links of any kind."""
+    """tarfile's 'data' filter, plus: no links of any kind, and absolute
+    names refused rather than made relative."""
     if member.issym() or member.islnk():
-        raise tarfile.FilterError(f"'{member.name}' is a link")
+        raise tarfile.FilterError(f"member {member.name!r} is a link")
+    if member.name.startswith(("/", "\\")):
+        raise tarfile.AbsolutePathError(member)
     return tarfile.data_filter(member, dest)
 
 
@@ -167,7 +170,7 @@ def extract(path, into):
         raise UserError(f"archive {shown} is unsafe ({e}); nothing was restored: "
                         "make it again with make_tub_archive.sh") from None
     except (tarfile.ReadError, EOFError, zlib.error, gzip.BadGzipFile) as e:
-        what = "truncated" if isinstance(e, EOFError) or "ended" in str(e) \
+        what = "truncated" if isinstance(e, EOFError) or "end" in str(e) \
             else "damaged or not a gzip tar"
         raise UserError(f"archive {shown} is {what} ({e}): make it again with "
                         "make_tub_archive.sh, or copy it again") from None

@@ -49,8 +49,14 @@ def is_legacy_tub(path):
         n.startswith("record_") and n.endswith(".json") for n in os.listdir(path))
 
 
+def _no_manifest(path):
+    return UserError(f"tub {path} has no manifest.json: it is not a DonkeyCar "
+                     "tub, or it was copied incompletely; copy it again from the car")
+
+
 def find_tubs(path):
     """PATH itself when it is a tub, else the tubs directly inside it."""
+    path = os.path.normpath(path)
     if not os.path.isdir(path):
         raise UserError(f"tub {path} does not exist: record some laps first, "
                         "or name your tub with -t PATH")
@@ -58,6 +64,9 @@ def find_tubs(path):
         return [path]
     if is_legacy_tub(path):
         raise _legacy(path)
+    if os.path.isdir(os.path.join(path, "images")) or any(
+            n.endswith(".catalog") for n in os.listdir(path)):
+        raise _no_manifest(path)
     tubs = []
     for name in sorted(os.listdir(path)):
         sub = os.path.join(path, name)
@@ -85,8 +94,9 @@ def read_records(path):
     if not is_tub(path):
         if os.path.isdir(path) and is_legacy_tub(path):
             raise _legacy(path)
-        raise UserError(f"tub {path} has no manifest.json: it is not a DonkeyCar "
-                        "tub, or it was copied incompletely; copy it again from the car")
+        raise _no_manifest(path)
+    if _recorded(path) == 0:        # DonkeyCar cannot open a never-written catalog
+        return [], 0
     try:
         manifest = Manifest(path, read_only=True)
     except (ValueError, KeyError, IndexError, TypeError, OSError) as e:
@@ -101,6 +111,15 @@ def read_records(path):
     if len(records) != expected:
         raise UserError(_damage(path, manifest.catalog_paths, expected, len(records)))
     return records, deleted
+
+
+def _recorded(path):
+    """How many records manifest.json says were ever written (None: unreadable)."""
+    try:
+        with open(os.path.join(path, "manifest.json")) as f:
+            return int(json.loads(f.read().splitlines()[4])["current_index"])
+    except (ValueError, IndexError, KeyError, TypeError, OSError):
+        return None
 
 
 def _damage(path, catalogs, expected, found):

@@ -1,0 +1,115 @@
+"""deflate_tub_archive.sh: safe extraction that never clobbers."""
+import io
+import os
+import tarfile
+
+import pytest
+
+from conftest import one_line_error
+
+
+@pytest.fixture
+def archive(car, synth_tub, run):
+    r = run("make_tub_archive.sh")
+    assert r.returncode == 0, r.stderr
+    return car / "wip.tgz"
+
+
+def tree(path):
+    return {str(p.relative_to(path)): p.read_bytes()
+            for p in sorted(path.rglob("*")) if p.is_file()}
+
+
+def test_restores_a_car_folder_into_an_empty_dir(car, archive, run, tmp_path):
+    dest = tmp_path / "restored"
+    r = run("deflate_tub_archive.sh", "-a", archive, "-d", dest)
+    assert r.returncode == 0, r.stderr
+    assert (dest / "config.py").read_bytes() == (car / "config.py").read_bytes()
+    assert tree(dest / "data") == tree(car / "data")
+    assert not [p for p in dest.iterdir() if p.name.startswith(".deflate-")]
+
+
+def test_refuses_to_overwrite_without_f(car, archive, run):
+    before = tree(car)
+    (car / "myconfig.py").write_text("# my own edits\n")
+    before = tree(car)
+    r = run("deflate_tub_archive.sh")          # defaults: wip.tgz into .
+    assert r.returncode == 1
+    assert "already exists: pass -f to replace it" in one_line_error(r)
+    assert tree(car) == before
+    r = run("deflate_tub_archive.sh", "-f")
+    assert r.returncode == 0, r.stderr
+    assert (car / "myconfig.py").read_text() != "# my own edits\n"
+
+
+def _tar(path, entries):
+    """entries: (TarInfo-kwargs, bytes-or-None)."""
+    with tarfile.open(path, "w:gz") as tar:
+        for kwargs, data in entries:
+            kwargs = dict(kwargs)
+            info = tarfile.TarInfo(kwargs.pop("name"))
+            for k, v in kwargs.items():
+                setattr(info, k, v)
+            if data is not None:
+                info.size = len(data)
+            tar.addfile(info, io.BytesIO(data) if data is not None else None)
+    return path
+
+
+CONFIG = ({"name": "config.py"}, b"IMAGE_W = 160\n")
+UNSAFE = {
+    "dotdot": ({"name": "data/../../escaped.txt"}, b"x"),
+    "absolute": ({"name": "/tmp/robocar-absolute.txt"}, b"x"),
+    "symlink": ({"name": "data/link", "type": tarfile.SYMTYPE, "linkname": "/etc/passwd"}, None),
+    "hardlink": ({"name": "data/hard", "type": tarfile.LNKTYPE, "linkname": "config.py"}, None),
+    "device": ({"name": "data/dev", "type": tarfile.CHRTYPE, "devmajor": 1, "devminor": 3}, None),
+}
+
+
+@pytest.mark.parametrize("case", sorted(UNSAFE))
+def test_unsafe_members_are_refused_and_nothing_is_written(case, car, run, tmp_path):
+    bad = _tar(tmp_path / f"{case}.tgz", [CONFIG, UNSAFE[case]])
+    dest = tmp_path / "dest"
+    dest.mkdir()
+    r = run("deflate_tub_archive.sh", "-a", bad, "-d", dest)
+    assert r.returncode == 1
+    assert "is unsafe" in one_line_error(r)
+    assert list(dest.iterdir()) == []
+    assert not (tmp_path / "escaped.txt").exists()
+    assert not os.path.exists("/tmp/robocar-absolute.txt")
+
+
+def test_damaged_archives(car, archive, run, tmp_path):
+    data = archive.read_bytes()
+    cases = {
+        "truncated": (data[: len(data) // 2], "is truncated"),
+        "not gzip": (b"just some text\n" * 100, "not a gzip tar"),
+    }
+    for case, (content, message) in cases.items():
+        bad = tmp_path / "bad.tgz"
+        bad.write_bytes(content)
+        dest = tmp_path / case.replace(" ", "_")
+        r = run("deflate_tub_archive.sh", "-a", bad, "-d", dest)
+        assert r.returncode == 1, case
+        assert message in one_line_error(r), case
+        assert list(dest.iterdir()) == [], case
+    r = run("deflate_tub_archive.sh", "-a", tmp_path / "nothere.tgz", "-d", tmp_path / "d")
+    assert r.returncode == 1 and "not found" in one_line_error(r)
+    noconf = _tar(tmp_path / "noconf.tgz", [({"name": "data/manifest.json"}, b"[]\n")])
+    r = run("deflate_tub_archive.sh", "-a", noconf, "-d", tmp_path / "d2")
+    assert r.returncode == 1 and "has no config.py" in one_line_error(r)
+
+
+def test_legacy_layout_is_restored_into_data(car, synth_tub, run, tmp_path):
+    """robocar-gcp-trainer archives: the tub's files at the root beside the configs."""
+    legacy = tmp_path / "legacy.tgz"
+    with tarfile.open(legacy, "w:gz") as tar:
+        tar.add(car / "config.py", "config.py")
+        tar.add(car / "myconfig.py", "myconfig.py")
+        for p in sorted(synth_tub.rglob("*")):
+            if p.is_file():
+                tar.add(p, str(p.relative_to(synth_tub)))
+    dest = tmp_path / "restored"
+    r = run("deflate_tub_archive.sh", "-a", legacy, "-d", dest)
+    assert r.returncode == 0, r.stderr
+    assert tree(dest / "data") == tree(synth_tub)

@@ -1,0 +1,162 @@
+"""local_train.sh: DonkeyCar's own training from an archive alone, three
+exported formats the car's DonkeyCar loads, and a model card."""
+import hashlib
+import json
+import os
+import shutil
+import tarfile
+
+import numpy as np
+import pytest
+
+from conftest import one_line_error, write_synth_tub
+
+FIVE = ("h5", "tflite", "onnx", "png", "json")
+
+
+def sha256(path):
+    return hashlib.sha256(open(path, "rb").read()).hexdigest()
+
+
+@pytest.fixture(scope="module")
+def trained_real(tmp_path_factory, car_template):
+    """The real tub (1000 records of track-5015) archived from a createcar
+    car folder, data/ moved away, then trained from wip.tgz alone."""
+    import subprocess
+
+    from conftest import ROOT, SCRIPTS, copy_real_tub, script_env
+    car = tmp_path_factory.mktemp("real") / "mycar"
+    shutil.copytree(car_template, car, symlinks=True)
+    for s in SCRIPTS:
+        os.symlink(os.path.join(ROOT, s), car / s)
+    shutil.rmtree(car / "data")
+    copy_real_tub(str(car / "data"))
+    env = script_env()
+    r = subprocess.run(["./make_tub_archive.sh"], cwd=car, env=env,
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    shutil.move(car / "data", car.parent / "data-away")
+    r = subprocess.run(["./local_train.sh"], cwd=car, env=env, capture_output=True,
+                       text=True, timeout=1200)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    return car, r
+
+
+def test_real_tub_trains_from_the_archive_alone(trained_real):
+    car, r = trained_real
+    for ext in FIVE + ("pred.png",):
+        path = car / "models" / f"pilot-wip.{ext}"
+        assert path.stat().st_size > 0, path
+    assert "best val_loss" in r.stdout
+    assert not (car / "data").exists()
+
+
+def test_card_records_where_the_model_came_from(trained_real):
+    car, _ = trained_real
+    card = json.loads((car / "models" / "pilot-wip.json").read_text())
+    assert card["records"]["live"] == 1000
+    assert card["records"]["train"] + card["records"]["validation"] == 1000
+    assert card["tubs"][0]["records"] == 1000 and card["tubs"][0]["deleted"] == 0
+    assert card["archives"][0]["sha256"] == sha256(car / "wip.tgz")
+    assert card["archives"][0]["bytes"] == (car / "wip.tgz").stat().st_size
+    import donkeycar
+    import tensorflow as tf
+    assert card["versions"]["donkeycar"] == donkeycar.__version__
+    assert card["versions"]["tensorflow"] == tf.__version__
+    assert len(card["history"]["val_loss"]) == card["epochs"] == 1
+    assert card["best_val_loss"] == min(card["history"]["val_loss"])
+    assert card["model_type"] == "linear" and card["config"]["MAX_EPOCHS"] == 1
+    for ext in ("h5", "tflite", "onnx", "png", "pred.png"):
+        entry = card["files"][f"pilot-wip.{ext}"]
+        assert entry["sha256"] == sha256(car / "models" / f"pilot-wip.{ext}")
+    assert set(card["parity"]) == {"tflite", "onnx"}
+    assert max(card["parity"].values()) <= 1e-3
+    for fmt in ("h5", "tflite", "onnx"):
+        ev = card["evaluation"][fmt]
+        assert ev["frames"] == 200 and ev["median_latency_ms"] > 0
+        assert 0 <= ev["steering_mae"] <= 2 and 0 <= ev["throttle_mae"] <= 2
+
+
+def test_the_cars_donkeycar_loads_all_three_formats_and_they_agree(trained_real):
+    """What the car does: get_model_by_type(...).load(...), run on a frame."""
+    import onnxruntime as ort
+    from donkeycar.config import load_config
+    from donkeycar.utils import get_model_by_type, load_image
+
+    car, _ = trained_real
+    cfg = load_config(str(car / "config.py"))
+    h5 = get_model_by_type("linear", cfg)
+    h5.load(str(car / "models" / "pilot-wip.h5"))
+    tfl = get_model_by_type("tflite_linear", cfg)
+    tfl.load(str(car / "models" / "pilot-wip.tflite"))
+    onnx = ort.InferenceSession(str(car / "models" / "pilot-wip.onnx"))
+    images = car.parent / "data-away" / "images"
+    for i in (3, 250, 517, 999):
+        img = load_image(str(images / f"{i}_cam_image_array_.jpg"), cfg)
+        a = np.array(h5.run(img), dtype=np.float64)
+        b = np.array(tfl.run(img), dtype=np.float64)
+        feed = {onnx.get_inputs()[0].name: (img.astype(np.float32) / 255.0)[None]}
+        c = np.array([o.ravel()[0] for o in onnx.run(None, feed)], dtype=np.float64)
+        assert np.abs(a - b).max() <= 1e-3 and np.abs(a - c).max() <= 1e-3, (a, b, c)
+
+
+def test_flags_name_type_transfer_and_output(trained_real, car, synth_tub, run):
+    real_car, _ = trained_real
+    assert run("make_tub_archive.sh", "-a", "laps").returncode == 0
+    out = car / "elsewhere"
+    r = run("local_train.sh", "-a", "laps.tgz", "-m", "tuned", "-t", "linear",
+            "-T", real_car / "models" / "pilot-wip.h5", "-o", out)
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
+    assert sorted(os.listdir(out)) == sorted(
+        f"tuned.{e}" for e in FIVE + ("pred.png",))
+    card = json.loads((out / "tuned.json").read_text())
+    assert card["transfer"].endswith("pilot-wip.h5")
+    assert card["records"]["live"] == 200
+    # The same name again is refused, the model kept; -f replaces it.
+    before = (out / "tuned.h5").read_bytes()
+    r = run("local_train.sh", "-a", "laps.tgz", "-m", "tuned", "-o", out)
+    assert r.returncode == 1 and "tuned.h5 already exists: pass -f" in one_line_error(r)
+    assert (out / "tuned.h5").read_bytes() == before
+
+
+def test_unknown_model_type_lists_the_valid_ones(car, synth_tub, run):
+    assert run("make_tub_archive.sh").returncode == 0
+    r = run("local_train.sh", "-t", "lineer")
+    assert r.returncode == 1
+    line = one_line_error(r)
+    assert "unknown model type lineer: use one of" in line
+    assert "linear" in line and "categorical" in line and "tflite_" not in line
+    assert not (car / "models" / "pilot-wip.h5").exists()
+
+
+def test_deleted_records_train_and_are_not_counted(car, run):
+    shutil.rmtree(car / "data")
+    write_synth_tub(car / "data", records=230, deleted=30)
+    assert run("make_tub_archive.sh").returncode == 0
+    r = run("local_train.sh", "-a", "wip.tgz")
+    assert r.returncode == 0, r.stderr[-2000:]
+    card = json.loads((car / "models" / "pilot-wip.json").read_text())
+    assert card["records"]["live"] == 200 and card["tubs"][0]["deleted"] == 30
+
+
+def test_legacy_gcp_trainer_archive_trains(car, synth_tub, run, tmp_path):
+    legacy = car / "old.tgz"
+    with tarfile.open(legacy, "w:gz") as tar:
+        tar.add(car / "config.py", "config.py")
+        tar.add(car / "myconfig.py", "myconfig.py")
+        for p in sorted(synth_tub.rglob("*")):
+            if p.is_file():
+                tar.add(p, str(p.relative_to(synth_tub)))
+    r = run("local_train.sh", "-a", "old.tgz", "-o", tmp_path / "out")
+    assert r.returncode == 0, r.stderr[-2000:]
+    card = json.loads((tmp_path / "out" / "pilot-old.json").read_text())
+    assert card["records"]["live"] == 200
+
+
+def test_missing_and_bad_archives(car, run, tmp_path):
+    r = run("local_train.sh")
+    assert r.returncode == 1 and "wip.tgz not found" in one_line_error(r)
+    (car / "wip.tgz").write_bytes(b"\x1f\x8b\x08\x00garbage")
+    r = run("local_train.sh")
+    assert r.returncode == 1 and "wip.tgz is" in one_line_error(r)
+    assert not (car / "models" / "pilot-wip.h5").exists()
