@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Shared by every script at the top of the toolkit; sourced, never run.
 # Scripts reach it through their own real location (they are usually called
 # through symlinks from the car folder), then call rt_init "$@".
