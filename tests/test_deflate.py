@@ -27,6 +27,11 @@ def test_restores_a_car_folder_into_an_empty_dir(car, archive, run, tmp_path):
     assert (dest / "config.py").read_bytes() == (car / "config.py").read_bytes()
     assert tree(dest / "data") == tree(car / "data")
     assert not [p for p in dest.iterdir() if p.name.startswith(".deflate-")]
+    # ... and that folder trains: archive it again and train from it.
+    assert run("make_tub_archive.sh", cwd=dest).returncode == 0
+    r = run("local_train.sh", cwd=dest)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert (dest / "models" / "pilot-wip.tflite").stat().st_size > 0
 
 
 def test_refuses_to_overwrite_without_f(car, archive, run):

@@ -1,0 +1,76 @@
+"""local_makemovie.sh: DonkeyCar's MakeMovie, salient map on by default."""
+import numpy as np
+import pytest
+
+from conftest import one_line_error
+
+
+def save_model(path, width=160, height=120):
+    """A real DonkeyCar linear model (untrained) taking WIDTHxHEIGHT frames."""
+    from donkeycar.config import Config
+    from donkeycar.utils import get_model_by_type
+    cfg = Config()
+    cfg.IMAGE_W, cfg.IMAGE_H, cfg.IMAGE_DEPTH = width, height, 3
+    get_model_by_type("linear", cfg).interpreter.model.save(str(path))
+    return path
+
+
+@pytest.fixture
+def movie_car(car, synth_tub, run):
+    assert run("make_tub_archive.sh").returncode == 0
+    (car / "models").mkdir(exist_ok=True)
+    save_model(car / "models" / "pilot-wip.h5")
+    return car
+
+
+def frames(path):
+    import imageio.v2 as iio
+    reader = iio.get_reader(str(path))
+    return reader.get_meta_data()["fps"], [f for f in reader]
+
+
+def test_salient_and_plain_movies(movie_car, run):
+    r = run("local_makemovie.sh", "-s", "20", "-e", "80")
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "wrote pilot-wip.mp4: 60 frames at 20 fps" in r.stdout
+    fps, salient = frames(movie_car / "pilot-wip.mp4")
+    assert fps == 20 and len(salient) == 60          # the config's DRIVE_LOOP_HZ
+    r = run("local_makemovie.sh", "-s", "20", "-e", "80", "-p", "-o", "plain.mp4")
+    assert r.returncode == 0, r.stderr[-2000:]
+    _, plain = frames(movie_car / "plain.mp4")
+    assert len(plain) == 60 and plain[0].shape == (240, 320, 3)   # scaled 2x
+    # The salient map recolours the frame; the plain one keeps the camera image.
+    diff = np.abs(salient[10].astype(int) - plain[10].astype(int)).mean()
+    assert diff > 2, diff
+    before = (movie_car / "plain.mp4").read_bytes()
+    r = run("local_makemovie.sh", "-e", "10", "-p", "-o", "plain.mp4")
+    assert r.returncode == 1 and "already exists: pass -f" in one_line_error(r)
+    assert (movie_car / "plain.mp4").read_bytes() == before
+
+
+def test_missing_model_other_size_and_bad_range(movie_car, run):
+    r = run("local_makemovie.sh", "-m", "models/nothere.h5", "-e", "10")
+    assert r.returncode == 1 and "model models/nothere.h5 not found" in one_line_error(r)
+    save_model(movie_car / "models" / "small.h5", width=128, height=96)
+    r = run("local_makemovie.sh", "-m", "models/small.h5", "-e", "10")
+    assert r.returncode == 1
+    assert "the model takes 128x96x3 images but the tub's config gives 160x120x3" \
+        in one_line_error(r)
+    r = run("local_makemovie.sh", "-s", "50", "-e", "500")
+    assert r.returncode == 1 and "outside the tub's 200 records" in one_line_error(r)
+    assert not list(movie_car.glob("*.mp4"))
+
+
+def test_moviepy_2_is_refused_with_the_fix(movie_car, run, tmp_path):
+    """moviepy 2 dropped moviepy.editor, so DonkeyCar's makemovie would log and
+    return quietly; we fail with the fix. (moviepy 2 itself is not installed
+    here: a package of that shape on PYTHONPATH stands in for it.)"""
+    from conftest import script_env
+    fake = tmp_path / "site" / "moviepy"
+    fake.mkdir(parents=True)
+    (fake / "__init__.py").write_text('__version__ = "2.1.2"\n')
+    r = run("local_makemovie.sh", "-e", "10",
+            env=script_env(PYTHONPATH=str(tmp_path / "site")))
+    assert r.returncode == 1
+    assert "moviepy 2.1.2 is installed but DonkeyCar's makemovie needs moviepy 1: " \
+           "pip install 'moviepy<2'" in one_line_error(r)
