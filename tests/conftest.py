@@ -120,3 +120,10 @@ def one_line_error(result):
     lines = [ln for ln in result.stderr.splitlines() if ln.strip()]
     assert lines, "expected a message on stderr"
     return lines[-1]
+
+
+def pytest_report_header(config):
+    import importlib.metadata as md
+    import platform
+    return (f"DonkeyCar {md.version('donkeycar')}, TensorFlow {md.version('tensorflow')}, "
+            f"Python {platform.python_version()}")

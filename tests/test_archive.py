@@ -109,20 +109,12 @@ def _missing_images(tub):
         os.remove(tub / "images" / name)
 
 
-def _legacy(tub):
-    shutil.rmtree(tub)
-    tub.mkdir()
-    (tub / "meta.json").write_text('{"inputs": [], "types": []}')
-    (tub / "record_0.json").write_text("{}")
-
-
 BAD_TUBS = {
     "no_manifest": (lambda t: os.remove(t / "manifest.json"), "has no manifest.json"),
     "corrupt_line": (_corrupt_line, "catalog_0.catalog line 6 is not a valid record"),
     "disagree": (_disagree, "counts 240 live records but the catalogs hold 200"),
     "empty": (_empty, "has no live records: drive a few laps"),
     "missing_images": (_missing_images, "3 live records have no image"),
-    "legacy": (_legacy, "legacy Tub v1"),
 }
 
 

@@ -63,6 +63,8 @@ def test_card_records_where_the_model_came_from(trained_real):
     import tensorflow as tf
     assert card["versions"]["donkeycar"] == donkeycar.__version__
     assert card["versions"]["tensorflow"] == tf.__version__
+    assert card["versions"]["donkeycar_generation"] == ".".join(
+        donkeycar.__version__.split(".")[:2])
     assert len(card["history"]["val_loss"]) == card["epochs"] == 1
     assert card["best_val_loss"] == min(card["history"]["val_loss"])
     assert card["model_type"] == "linear" and card["config"]["MAX_EPOCHS"] == 1
@@ -98,6 +100,26 @@ def test_the_cars_donkeycar_loads_all_three_formats_and_they_agree(trained_real)
         feed = {onnx.get_inputs()[0].name: (img.astype(np.float32) / 255.0)[None]}
         c = np.array([o.ravel()[0] for o in onnx.run(None, feed)], dtype=np.float64)
         assert np.abs(a - b).max() <= 1e-3 and np.abs(a - c).max() <= 1e-3, (a, b, c)
+
+
+def test_tflite_runs_under_ai_edge_litert(trained_real):
+    """ai-edge-litert is the TFLite runtime DonkeyCar 5.4 uses on a Pi."""
+    from ai_edge_litert.interpreter import Interpreter
+    from donkeycar.config import load_config
+    from donkeycar.utils import get_model_by_type, load_image
+
+    car, _ = trained_real
+    cfg = load_config(str(car / "config.py"))
+    h5 = get_model_by_type("linear", cfg)
+    h5.load(str(car / "models" / "pilot-wip.h5"))
+    lite = Interpreter(model_path=str(car / "models" / "pilot-wip.tflite"))
+    run = lite.get_signature_runner()
+    for i in (10, 640):
+        img = load_image(str(car.parent / "data-away" / "images" /
+                             f"{i}_cam_image_array_.jpg"), cfg)
+        out = run(img_in=(img.astype(np.float32) / 255.0)[None])
+        got = np.array([out["n_outputs0"].ravel()[0], out["n_outputs1"].ravel()[0]])
+        assert np.abs(got - np.array(h5.run(img), dtype=np.float64)).max() <= 1e-3
 
 
 def test_flags_name_type_transfer_and_output(trained_real, car, synth_tub, run):

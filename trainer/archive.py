@@ -22,7 +22,7 @@ import zlib
 from trainer import __version__
 from trainer.errors import UserError
 from trainer.storage import atomic_path
-from trainer.tubs import find_tubs, inspect_tub, is_tub
+from trainer.tubs import find_tubs, inspect_tub, is_legacy_tub, is_tub
 
 CONFIGS = ("config.py", "myconfig.py")
 MANIFEST = "archive.json"
@@ -62,6 +62,7 @@ def archive_filename(name):
 def build_archive(car_dir, tubs, name, force=False, say=print, warn=print):
     """Check the tubs, then write NAME.tgz into car_dir; returns its path."""
     from trainer.config import load_car_config
+    from trainer.legacy import convert_v1
 
     cfg = load_car_config(car_dir)
     target = os.path.join(car_dir, archive_filename(name))
@@ -74,17 +75,30 @@ def build_archive(car_dir, tubs, name, force=False, say=print, warn=print):
             if os.path.abspath(tub) not in map(os.path.abspath, tub_dirs):
                 tub_dirs.append(tub)
     reports, arcnames = [], {}
-    for tub in tub_dirs:
-        arc = _arcname(tub, car_dir)
-        if arc in arcnames.values():
-            raise UserError(f"two tubs would be packed as {arc}: rename one of "
-                            f"them ({tub})")
-        report = inspect_tub(tub, (cfg.IMAGE_W, cfg.IMAGE_H), display_path=arc)
-        for w in report.warnings:
-            warn(w)
-        say(report.line())
-        reports.append(report)
-        arcnames[tub] = arc
+    scratch = tempfile.mkdtemp(prefix="robocar-archive-")
+    try:
+        for tub in tub_dirs:
+            arc = _arcname(tub, car_dir)
+            if arc in arcnames.values():
+                raise UserError(f"two tubs would be packed as {arc}: rename one of "
+                                f"them ({tub})")
+            if is_legacy_tub(tub):
+                n = convert_v1(tub, os.path.join(scratch, str(len(arcnames))))
+                say(f"{arc}: legacy Tub v1, {n} records converted to Tub v2 in the "
+                    "archive (the folder itself is untouched)")
+                tub = os.path.join(scratch, str(len(arcnames)))
+            report = inspect_tub(tub, (cfg.IMAGE_W, cfg.IMAGE_H), display_path=arc)
+            for w in report.warnings:
+                warn(w)
+            say(report.line())
+            reports.append(report)
+            arcnames[tub] = arc
+        return _pack(target, car_dir, arcnames, reports, warn, say)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _pack(target, car_dir, arcnames, reports, warn, say):
     manifest = {
         "tool": "robocar-trainer", "version": __version__,
         "created_at": datetime.datetime.now(datetime.timezone.utc).isoformat(),

@@ -55,25 +55,22 @@ def _no_manifest(path):
 
 
 def find_tubs(path):
-    """PATH itself when it is a tub, else the tubs directly inside it."""
+    """PATH itself when it is a tub (v2, or legacy v1), else the tubs directly
+    inside it."""
     path = os.path.normpath(path)
     if not os.path.isdir(path):
         raise UserError(f"tub {path} does not exist: record some laps first, "
                         "or name your tub with -t PATH")
-    if is_tub(path):
+    if is_tub(path) or is_legacy_tub(path):
         return [path]
-    if is_legacy_tub(path):
-        raise _legacy(path)
     if os.path.isdir(os.path.join(path, "images")) or any(
             n.endswith(".catalog") for n in os.listdir(path)):
         raise _no_manifest(path)
     tubs = []
     for name in sorted(os.listdir(path)):
         sub = os.path.join(path, name)
-        if os.path.isdir(sub) and is_tub(sub):
+        if os.path.isdir(sub) and (is_tub(sub) or is_legacy_tub(sub)):
             tubs.append(sub)
-        elif os.path.isdir(sub) and is_legacy_tub(sub):
-            raise _legacy(sub)
     if not tubs:
         raise UserError(f"{path} holds no tub (no manifest.json in it or in its "
                         "subfolders): point -t at a DonkeyCar tub folder")
@@ -82,8 +79,8 @@ def find_tubs(path):
 
 def _legacy(path):
     return UserError(f"{path} is a legacy Tub v1 (meta.json, record_N.json) that "
-                     "DonkeyCar 5 cannot train on: convert it to a Tub v2 with "
-                     "DonkeyCar's scripts/convert_to_tub_v2.py, or re-record it")
+                     "DonkeyCar 5 cannot train on: archive it with make_tub_archive.sh, "
+                     "which converts it to a Tub v2")
 
 
 def read_records(path):

@@ -1,0 +1,49 @@
+"""Legacy Tub v1 folders (DonkeyCar 3: meta.json, record_N.json,
+N_cam-image_array_.jpg) converted to Tub v2, which DonkeyCar 5 trains on.
+
+    n = convert_v1("old_tub", "/tmp/new_tub")
+
+DonkeyCar still ships the v1 reader (donkeycar.parts.datastore.Tub) and the
+v2 writer; its own scripts/convert_to_tub_v2.py fails on DonkeyCar 5 (it
+hands the v2 Manifest (key, value) tuples where it expects "key:value"
+strings), so the loop between the two lives here.
+"""
+import json
+import os
+
+import numpy as np
+from PIL import Image
+
+from trainer.donkey import donkeycar  # noqa: F401
+from donkeycar.parts.datastore import Tub as LegacyTub  # noqa: E402
+from donkeycar.parts.tub_v2 import Tub  # noqa: E402
+
+from trainer.errors import UserError
+
+
+def convert_v1(src, dest):
+    """Write the v1 tub at SRC as a v2 tub at DEST; returns the record count."""
+    legacy = LegacyTub(src)
+    paths = legacy.gather_records()     # sorted by index, exclude.json honoured
+    tub = Tub(dest, inputs=list(legacy.inputs), types=list(legacy.types))
+    image_keys = [k for k, t in zip(legacy.inputs, legacy.types)
+                  if t in ("image_array", "image")]
+    written = 0
+    try:
+        for path in paths:
+            with open(path) as f:
+                record = json.load(f)
+            for key in image_keys:
+                if key in record:
+                    with Image.open(os.path.join(src, record[key])) as im:
+                        record[key] = np.asarray(im.convert("RGB"))
+            tub.write_record(record)
+            written += 1
+    except (OSError, ValueError) as e:
+        raise UserError(f"legacy tub {src}: record {written} cannot be converted "
+                        f"({e}); fix or remove that record_N.json and run again") from None
+    finally:
+        tub.close()
+    if written != len(paths):
+        raise UserError(f"legacy tub {src}: converted {written} of {len(paths)} records")
+    return written
