@@ -34,5 +34,8 @@ lint: install
 	$(VENV)/bin/ruff check --quiet trainer tests
 	$(VENV)/bin/shellcheck -x $(SCRIPTS)
 
+bench: install
+	$(PY) bench/run.py
+
 clean:
 	rm -rf demo-car build .pytest_cache .ruff_cache

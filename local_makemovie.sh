@@ -7,6 +7,7 @@
 # and, unless -p, the salient map: the pixels that move the model's output
 # most, i.e. what it looks at. A model that watches the lane lines drives;
 # one that watches the wall or the sky has learned the wrong thing.
+# submit_cloud_makemovie.sh makes the same movie on a Vertex AI GPU.
 #
 #   -m MODEL    the .h5 model (default: models/pilot-wip.h5)
 #   -a ARCHIVE  the tub archive (default: wip.tgz)

@@ -14,6 +14,9 @@ import sys
 
 import pytest
 
+# The GCS emulator and the Vertex stand-in fixtures, for every test module.
+pytest_plugins = ["fixtures_gcs", "vertex_standin"]
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SHARED_TUB = os.path.join(ROOT, "..", "shared", "data", "tubs", "track-5015")
 SCRIPTS = sorted(f for f in os.listdir(ROOT) if f.endswith(".sh"))
@@ -75,6 +78,19 @@ def synth_tub(car):
     shutil.rmtree(car / "data")
     write_synth_tub(car / "data")
     return car / "data"
+
+
+def write_legacy_archive(path, car, tub):
+    """An archive in the original robocar-gcp-trainer layout: the tub's files
+    at the root beside config.py and myconfig.py."""
+    import tarfile
+    with tarfile.open(path, "w:gz") as tar:
+        tar.add(car / "config.py", "config.py")
+        tar.add(car / "myconfig.py", "myconfig.py")
+        for p in sorted(tub.rglob("*")):
+            if p.is_file():
+                tar.add(p, str(p.relative_to(tub)))
+    return path
 
 
 def copy_real_tub(dest, records=1000):

@@ -5,7 +5,7 @@ import tarfile
 
 import pytest
 
-from conftest import one_line_error
+from conftest import one_line_error, write_legacy_archive
 
 
 @pytest.fixture
@@ -107,13 +107,7 @@ def test_damaged_archives(car, archive, run, tmp_path):
 
 def test_legacy_layout_is_restored_into_data(car, synth_tub, run, tmp_path):
     """robocar-gcp-trainer archives: the tub's files at the root beside the configs."""
-    legacy = tmp_path / "legacy.tgz"
-    with tarfile.open(legacy, "w:gz") as tar:
-        tar.add(car / "config.py", "config.py")
-        tar.add(car / "myconfig.py", "myconfig.py")
-        for p in sorted(synth_tub.rglob("*")):
-            if p.is_file():
-                tar.add(p, str(p.relative_to(synth_tub)))
+    legacy = write_legacy_archive(tmp_path / "legacy.tgz", car, synth_tub)
     dest = tmp_path / "restored"
     r = run("deflate_tub_archive.sh", "-a", legacy, "-d", dest)
     assert r.returncode == 0, r.stderr

@@ -4,12 +4,11 @@ import hashlib
 import json
 import os
 import shutil
-import tarfile
 
 import numpy as np
 import pytest
 
-from conftest import one_line_error, write_synth_tub
+from conftest import one_line_error, write_legacy_archive, write_synth_tub
 
 FIVE = ("h5", "tflite", "onnx", "png", "json")
 
@@ -155,20 +154,14 @@ def test_deleted_records_train_and_are_not_counted(car, run):
     shutil.rmtree(car / "data")
     write_synth_tub(car / "data", records=230, deleted=30)
     assert run("make_tub_archive.sh").returncode == 0
-    r = run("local_train.sh", "-a", "wip.tgz")
+    r = run("local_train.sh", "-a", "wip")     # a bare name
     assert r.returncode == 0, r.stderr[-2000:]
     card = json.loads((car / "models" / "pilot-wip.json").read_text())
     assert card["records"]["live"] == 200 and card["tubs"][0]["deleted"] == 30
 
 
 def test_legacy_gcp_trainer_archive_trains(car, synth_tub, run, tmp_path):
-    legacy = car / "old.tgz"
-    with tarfile.open(legacy, "w:gz") as tar:
-        tar.add(car / "config.py", "config.py")
-        tar.add(car / "myconfig.py", "myconfig.py")
-        for p in sorted(synth_tub.rglob("*")):
-            if p.is_file():
-                tar.add(p, str(p.relative_to(synth_tub)))
+    write_legacy_archive(car / "old.tgz", car, synth_tub)
     r = run("local_train.sh", "-a", "old.tgz", "-o", tmp_path / "out")
     assert r.returncode == 0, r.stderr[-2000:]
     card = json.loads((tmp_path / "out" / "pilot-old.json").read_text())

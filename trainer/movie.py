@@ -131,8 +131,15 @@ def _check_model(path, model_type, cfg):
 
 def main(argv=None):
     args = get_args(argv)
+    from trainer import gcs
     from trainer.storage import Storage
-    make_movie(args, Storage())
+    # As trainer.task: gs:// URIs (the cloud job's) and bare names found only
+    # in the bucket build the storage client; local runs never touch it.
+    storage = Storage(connect=gcs.connect)
+    args.archive = storage.resolve(args.archive, "training", "archive", suffix=".tgz",
+                                   hint=", or upload it with upload_tub_archive.sh")
+    args.model = storage.resolve(args.model, "models", "model", suffix=".h5")
+    make_movie(args, storage)
 
 
 if __name__ == "__main__":

@@ -26,7 +26,7 @@ from trainer.errors import UserError
 # a retried chunk re-sends at most this much (a multiple of 256 KiB).
 CHUNK_SIZE = 8 << 20
 PROGRESS_MIN_BYTES = 1 << 20     # smaller files need no progress bar
-DOWNLOAD_ATTEMPTS = 3            # whole-file restarts after a checksum mismatch
+ATTEMPTS = 3                     # whole-file tries when the checksums disagree
 
 
 @dataclass(frozen=True)
@@ -228,15 +228,22 @@ class Storage:
 
     @staticmethod
     def _no_bucket(bucket):
-        return UserError(f"bucket gs://{bucket} does not exist: check "
-                         f"STEERING_BUCKET_NAME, or create it with 'gcloud storage "
-                         f"buckets create gs://{bucket}'")
+        return UserError(f"bucket gs://{bucket} does not exist: check the name "
+                         f"(STEERING_BUCKET_NAME, or the gs:// URI given), or create "
+                         f"it with 'gcloud storage buckets create gs://{bucket}'")
 
-    def resolve(self, uri, folder, what="file", hint=""):
+    def resolve(self, uri, folder, what="file", hint="", suffix=""):
         """A local path as given when it exists or names a folder; a bare NAME
-        missing here becomes gs://$STEERING_BUCKET_NAME/FOLDER/NAME."""
+        missing here becomes gs://$STEERING_BUCKET_NAME/FOLDER/NAME. NAME may
+        leave out SUFFIX (wip for wip.tgz)."""
         loc = parse_uri(uri)
-        if loc.scheme == "gs" or os.path.exists(uri) or "/" in uri or os.sep in uri:
+        names = [uri] + ([uri + suffix] if suffix and not uri.endswith(suffix) else [])
+        if loc.scheme == "gs":
+            return uri
+        for name in names:
+            if os.path.exists(name):
+                return name
+        if "/" in uri or os.sep in uri:
             return uri
         from trainer.gcs import EXAMPLE_BUCKET, bucket_from_env
 
@@ -249,11 +256,12 @@ class Storage:
                             f"is not set to look in gs://BUCKET/{folder}/: check the "
                             f"name, or export STEERING_BUCKET_NAME={EXAMPLE_BUCKET}"
                             ) from None
-        remote = f"gs://{bucket}/{folder}/{uri}"
-        if not self.exists(remote):
-            raise UserError(f"{what} {uri} is neither here nor at {remote}: check the "
-                            f"name{hint}")
-        return remote
+        remotes = [f"gs://{bucket}/{folder}/{name}" for name in names]
+        for remote in remotes:
+            if self.exists(remote):
+                return remote
+        raise UserError(f"{what} {uri} is neither here nor at {remotes[-1]}: check the "
+                        f"name{hint}")
 
     # -- transfers --------------------------------------------------------
 
@@ -294,7 +302,7 @@ class Storage:
         size = os.path.getsize(local)
         bucket = self.gcs().bucket(loc.bucket)
         with errors(f"upload {local} to {uri}"):
-            for attempt in range(1, DOWNLOAD_ATTEMPTS + 1):
+            for attempt in range(1, ATTEMPTS + 1):
                 blob = bucket.blob(loc.path, chunk_size=CHUNK_SIZE
                                    if size > CHUNK_SIZE else None)
                 blob.md5_hash, blob.crc32c = sums["md5"], sums["crc32c"]  # checked by GCS
@@ -314,8 +322,13 @@ class Storage:
                         break
                     raise
                 except Exception as e:
-                    if not _is_corruption(e) or attempt == DOWNLOAD_ATTEMPTS:
+                    if not _is_corruption(e):
                         raise
+                    if attempt == ATTEMPTS:
+                        raise UserError(f"{local} arrived corrupted at {uri} {attempt} "
+                                        "times (checksums differ), so the bucket "
+                                        "refused it and kept what it had: check the "
+                                        "network and run again") from None
         remote = self.stat(uri)
         if remote is None or not remote.matches(sums):
             raise UserError(f"the copy of {local} at {uri} does not match it "
@@ -334,7 +347,7 @@ class Storage:
                 raise UserError(f"{uri} not found in the bucket: check the name")
         loc = parse_uri(remote.uri)
         blob = self.gcs().bucket(loc.bucket).blob(loc.path, generation=remote.generation)
-        for attempt in range(1, DOWNLOAD_ATTEMPTS + 1):
+        for attempt in range(1, ATTEMPTS + 1):
             try:
                 with errors(f"download {remote.uri}"), atomic_path(target) as tmp:
                     with open(tmp, "wb") as f, _progress(remote.size, loc.name) as bar:
@@ -349,7 +362,7 @@ class Storage:
                         raise _Corrupt()
                 return remote
             except _Corrupt:
-                if attempt == DOWNLOAD_ATTEMPTS:
+                if attempt == ATTEMPTS:
                     raise UserError(f"{remote.uri} arrived corrupted {attempt} times "
                                     "(checksums differ); nothing was written: check "
                                     "the network and run again") from None
@@ -377,8 +390,13 @@ def _progress(total, name):
         yield None
         return
     from tqdm import tqdm
+    try:
+        columns, lines = os.get_terminal_size(sys.stderr.fileno())
+    except OSError:
+        columns = lines = 0
+    # A terminal that reports no size (some containers) would get an empty bar.
     bar = tqdm(total=total, desc=name, unit="B", unit_scale=True, unit_divisor=1024,
-               leave=False, file=sys.stderr)
+               leave=False, file=sys.stderr, ncols=columns or 80, nrows=lines or 24)
     try:
         yield bar
     finally:

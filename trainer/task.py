@@ -33,9 +33,19 @@ def get_args(argv=None):
 
 def main(argv=None):
     args = get_args(argv)
+    from trainer import gcs
     from trainer.storage import Storage
+    # The client is built only if a gs:// URI, or a bare name found only in
+    # the bucket, needs it: local runs never touch Google's libraries.
+    storage = Storage(connect=gcs.connect)
+    args.archive = [storage.resolve(a, "training", "archive", suffix=".tgz",
+                                    hint=", or upload it with upload_tub_archive.sh")
+                    for a in args.archive]
+    if args.transfer:
+        args.transfer = storage.resolve(args.transfer, "models", "transfer model",
+                                        suffix=".h5")
     from trainer.training import run
-    run(args, Storage())
+    run(args, storage)
 
 
 if __name__ == "__main__":

@@ -4,6 +4,7 @@ fetch + extract the archives -> load the bundled config (+ --set) -> check
 the tubs -> DonkeyCar's train() -> .tflite + .onnx -> parity and evaluation
 on real frames -> plots -> model card -> copy every file to the output.
 """
+import contextlib
 import logging
 import os
 import shutil
@@ -19,6 +20,22 @@ from trainer.tubs import inspect_tub, read_records
 
 log = logging.getLogger("trainer")
 OUTPUTS = (".h5", ".tflite", ".onnx", ".png", ".pred.png", ".json")
+
+
+class Steps:
+    """Wall seconds per step, for the card (and make bench):
+    with steps("train"): ..."""
+
+    def __init__(self):
+        self.seconds = {}
+
+    @contextlib.contextmanager
+    def __call__(self, name):
+        t = time.time()
+        try:
+            yield
+        finally:
+            self.seconds[name] = round(self.seconds.get(name, 0) + time.time() - t, 2)
 
 
 def default_model_name(archive_uri):
@@ -63,57 +80,65 @@ def run(args, storage, say=print):
 
 
 def _run(args, storage, name, outputs, work, start, say):
+    steps = Steps()
     archives, tub_paths, car = [], [], None
     for i, uri in enumerate(args.archive):
-        local = storage.fetch(uri, os.path.join(work, "download"), what="archive")
-        root = extract(local, os.path.join(work, f"archive-{i}"))
-        config_path, tubs = layout(root, parse_uri(uri).name)
+        with steps("fetch"):
+            local = storage.fetch(uri, os.path.join(work, "download"), what="archive")
+            archives.append({"uri": uri, "sha256": sha256(local),
+                             "bytes": os.path.getsize(local)})
+        with steps("extract"):
+            root = extract(local, os.path.join(work, f"archive-{i}"))
+            config_path, tubs = layout(root, parse_uri(uri).name)
         car = car or os.path.dirname(config_path)
-        archives.append({"uri": uri, "sha256": sha256(local),
-                         "bytes": os.path.getsize(local)})
         tub_paths += tubs
     cfg = load_car_config(car, args.set)
     models = os.path.join(work, "models")
     os.makedirs(models)
     cfg.MODELS_PATH = models            # DonkeyCar's model database goes here
     model_type = args.type or cfg.DEFAULT_MODEL_TYPE
-    check_model_type(model_type, cfg)
+    with steps("tensorflow_start"):
+        check_model_type(model_type, cfg)
 
     tubs = []
-    for path in tub_paths:
-        report = inspect_tub(path, (cfg.IMAGE_W, cfg.IMAGE_H),
-                             display_path=os.path.relpath(path, car))
-        for w in report.warnings:
-            log.warning(w)
-        say(report.line())
-        tubs.append(report)
+    with steps("check_tubs"):
+        for path in tub_paths:
+            report = inspect_tub(path, (cfg.IMAGE_W, cfg.IMAGE_H),
+                                 display_path=os.path.relpath(path, car))
+            for w in report.warnings:
+                log.warning(w)
+            say(report.line())
+            tubs.append(report)
 
     transfer = None
     if args.transfer:
-        transfer = storage.fetch(args.transfer, os.path.join(work, "download"),
-                                 what="transfer model")
+        with steps("fetch"):
+            transfer = storage.fetch(args.transfer, os.path.join(work, "download"),
+                                     what="transfer model")
     h5 = os.path.join(models, name + ".h5")
-    t0 = time.time()
-    history = _train(cfg, tub_paths, h5, model_type, transfer)
-    train_seconds = time.time() - t0
+    with steps("train"):             # DonkeyCar's train(), its .tflite included
+        history = _train(cfg, tub_paths, h5, model_type, transfer)
 
     from trainer.export import export_onnx, export_tflite
     files = {"h5": h5, "tflite": os.path.join(models, name + ".tflite"),
              "onnx": os.path.join(models, name + ".onnx")}
-    if not os.path.isfile(files["tflite"]):      # CREATE_TF_LITE was off
-        export_tflite(h5, files["tflite"])
-    export_onnx(h5, files["onnx"])
+    with steps("export"):
+        if not os.path.isfile(files["tflite"]):      # CREATE_TF_LITE was off
+            export_tflite(h5, files["tflite"])
+        export_onnx(h5, files["onnx"])
 
     from trainer.evaluate import evaluate, sample_frames
-    records = [(p, read_records(p)[0]) for p in tub_paths]
-    images, driven = sample_frames(records, cfg)
-    result = evaluate(model_type, cfg, files, images, driven)
+    with steps("evaluate"):
+        records = [(p, read_records(p)[0]) for p in tub_paths]
+        images, driven = sample_frames(records, cfg)
+        result = evaluate(model_type, cfg, files, images, driven)
 
     from trainer.plots import loss_plot, prediction_plot
     loss_png = os.path.join(models, name + ".png")
     pred_png = os.path.join(models, name + ".pred.png")
-    loss_plot(history, name, loss_png)
-    prediction_plot(driven, result["predictions"], name, pred_png)
+    with steps("plots"):
+        loss_plot(history, name, loss_png)
+        prediction_plot(driven, result["predictions"], name, pred_png)
 
     val = [v for v in history.get("val_loss", []) if v == v]
     n_records = sum(t.records for t in tubs)
@@ -129,17 +154,17 @@ def _run(args, storage, name, outputs, work, start, say):
         "history": {k: [float(x) for x in v] for k, v in history.items()},
         "best_val_loss": min(val) if val else None,
         "epochs": len(history.get("loss", [])),
-        "seconds": {"train": round(train_seconds, 1)},
+        "seconds": steps.seconds,
         "parity": result["parity"], "evaluation": result["evaluation"],
         "job_id": os.environ.get("CLOUD_ML_JOB_ID"),
     }
     card_path = os.path.join(models, name + ".json")
-    card["seconds"]["total"] = round(time.time() - start, 1)
-    write_card(card_path, card, [files["h5"], files["tflite"], files["onnx"],
-                                 loss_png, pred_png])
     local = [files["h5"], files["tflite"], files["onnx"], loss_png, pred_png, card_path]
-    for path, uri in zip(local, outputs):
-        storage.put(path, uri)
+    with steps("publish"):
+        card["seconds"]["total"] = round(time.time() - start, 1)
+        write_card(card_path, card, local[:-1])
+        for path, uri in zip(local, outputs):
+            storage.put(path, uri)
     say(f"model {name}: best val_loss {card['best_val_loss']:.4f} after "
         f"{card['epochs']} epochs; parity tflite {result['parity']['tflite']:.1e}, "
         f"onnx {result['parity']['onnx']:.1e}")

@@ -1,0 +1,164 @@
+"""make bench: the toolkit against DonkeyCar's own `donkey train`.
+
+    python bench/run.py [--pairs 3] [--epochs 2] [--out bench/results]
+
+On one car folder made by `donkey createcar`, holding the real tub
+../shared/data/tubs/track-5015 in data/ (MAX_EPOCHS=2, early stopping off),
+alternately runs
+  ./local_train.sh                     archive -> extract -> train -> h5/tflite/onnx
+                                       -> parity -> evaluation -> card
+  donkey train --tub data --model ...  train -> h5 -> tflite
+and reports each side's wall time and peak memory (/usr/bin/time: the
+largest resident set of the process), the ratios pair by pair and their
+median, and where the toolkit's extra seconds go (from the card's step
+timings). Also make_tub_archive.sh against `tar czf`, and the extraction
+against `tar xzf`, on the same tub. Writes bench/results/bench-DATE.json.
+"""
+import argparse
+import datetime
+import json
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TUB = os.path.join(ROOT, "..", "shared", "data", "tubs", "track-5015")
+PY = sys.executable
+
+
+def timed(cmd, cwd, env=None):
+    """(wall seconds, peak RSS MiB) of CMD, by /usr/bin/time."""
+    with tempfile.NamedTemporaryFile("r", suffix=".time") as t:
+        r = subprocess.run(["/usr/bin/time", "-f", "%e %M", "-o", t.name, *cmd], cwd=cwd,
+                           env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                           text=True)
+        if r.returncode != 0:
+            sys.exit(f"bench: {' '.join(cmd)} failed:\n{r.stderr[-3000:]}")
+        wall, rss_kib = t.read().split()[-2:]
+    return float(wall), int(rss_kib) / 1024
+
+
+def make_car(work, epochs):
+    car = os.path.join(work, "mycar")
+    subprocess.run([PY, "-m", "donkeycar.management.base", "createcar", "--path", car],
+                   check=True, capture_output=True)
+    with open(os.path.join(car, "myconfig.py"), "a") as f:
+        f.write(f"\nMAX_EPOCHS = {epochs}\nUSE_EARLY_STOP = False\n"
+                "EARLY_STOP_PATIENCE = 1000\n")
+    shutil.rmtree(os.path.join(car, "data"))
+    shutil.copytree(TUB, os.path.join(car, "data"))
+    for s in ("make_tub_archive.sh", "local_train.sh"):
+        os.symlink(os.path.join(ROOT, s), os.path.join(car, s))
+    return car
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(prog="bench/run.py", description=__doc__.split("\n")[0])
+    p.add_argument("--pairs", type=int, default=3, help="alternating pairs (default: 3)")
+    p.add_argument("--epochs", type=int, default=2, help="MAX_EPOCHS (default: 2)")
+    p.add_argument("--out", default=os.path.join(ROOT, "bench", "results"),
+                   help="results folder (default: bench/results)")
+    args = p.parse_args(argv)
+    if not os.path.isdir(TUB):
+        sys.exit(f"bench: {TUB} is missing (the team's shared folder beside the clone)")
+    env = dict(os.environ, TRAINER_PYTHON=PY)
+    work = tempfile.mkdtemp(prefix="robocar-bench-")
+    try:
+        car = make_car(work, args.epochs)
+        result = {"date": datetime.date.today().isoformat(), "machine": machine(),
+                  "tub": "track-5015", "records": 5015, "epochs": args.epochs}
+        result["archive"] = bench_archive(car, env)
+        result["pairs"] = bench_training(car, env, args.pairs)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    summarize(result)
+    os.makedirs(args.out, exist_ok=True)
+    path = os.path.join(args.out, f"bench-{result['date']}.json")
+    with open(path, "w") as f:
+        json.dump(result, f, indent=2)
+    print(f"\nwrote {path}")
+
+
+def machine():
+    mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    import importlib.metadata as md
+    return {"cores": os.cpu_count(), "memory_gib": round(mem, 1),
+            "python": platform.python_version(), "donkeycar": md.version("donkeycar"),
+            "tensorflow": md.version("tensorflow")}
+
+
+def bench_archive(car, env):
+    out = {}
+    out["make_tub_archive"] = timed(["./make_tub_archive.sh", "-f"], car, env)
+    out["tar_czf"] = timed(["tar", "czf", "tar.tgz", "config.py", "myconfig.py", "data"], car)
+    dest = os.path.join(car, "..", "x")
+    os.makedirs(dest)
+    out["tar_xzf"] = timed(["tar", "xzf", os.path.join(car, "wip.tgz"), "-C", dest], car)
+    shutil.rmtree(dest)
+    code = ("import sys, tempfile; from trainer.archive import extract; "
+            "extract(sys.argv[1], tempfile.mkdtemp())")
+    out["extract"] = timed([PY, "-c", code, os.path.join(car, "wip.tgz")], car,
+                           dict(env, PYTHONPATH=ROOT))
+    return out
+
+
+def bench_training(car, env, pairs):
+    rows = []
+    for i in range(pairs):
+        row = {}
+        # Alternate which side goes first, so warm caches favour neither.
+        order = ("toolkit", "donkey") if i % 2 == 0 else ("donkey", "toolkit")
+        for side in order:
+            if side == "toolkit":
+                row["toolkit"] = timed(["./local_train.sh", "-f"], car, env)
+                with open(os.path.join(car, "models", "pilot-wip.json")) as f:
+                    row["steps"] = json.load(f)["seconds"]
+            else:
+                row["donkey"] = timed([PY, "-m", "donkeycar.management.base", "train",
+                                       "--tub", "data", "--model", "models/x.h5"], car, env)
+        rows.append(row)
+        print(f"pair {i + 1}: toolkit {row['toolkit'][0]:.1f} s {row['toolkit'][1]:.0f} MiB"
+              f" | donkey train {row['donkey'][0]:.1f} s {row['donkey'][1]:.0f} MiB",
+              flush=True)
+    return rows
+
+
+def summarize(result):
+    rows = result["pairs"]
+    wall = [r["toolkit"][0] / r["donkey"][0] for r in rows]
+    mem = [r["toolkit"][1] / r["donkey"][1] for r in rows]
+    result["median_wall_ratio"] = round(statistics.median(wall), 3)
+    result["median_memory_ratio"] = round(statistics.median(mem), 3)
+    a = result["archive"]
+    result["archive_ratio"] = round(a["make_tub_archive"][0] / a["tar_czf"][0], 2)
+    result["extract_ratio"] = round(a["extract"][0] / a["tar_xzf"][0], 2)
+    steps = {}
+    for r in rows:
+        for k, v in r["steps"].items():
+            steps.setdefault(k, []).append(v)
+    result["toolkit_steps_median"] = {k: statistics.median(v) for k, v in steps.items()}
+    m = result["machine"]
+    print(f"\n{result['date']}, {m['cores']} cores, {m['memory_gib']} GiB, Python "
+          f"{m['python']}, DonkeyCar {m['donkeycar']}, TF {m['tensorflow']}; "
+          f"{result['records']} records, {result['epochs']} epochs")
+    print(f"{'pair':>4} {'toolkit s':>10} {'donkey s':>9} {'ratio':>6} "
+          f"{'toolkit MiB':>12} {'donkey MiB':>11} {'ratio':>6}")
+    for i, (r, w, mm) in enumerate(zip(rows, wall, mem), 1):
+        print(f"{i:>4} {r['toolkit'][0]:>10.1f} {r['donkey'][0]:>9.1f} {w:>6.3f} "
+              f"{r['toolkit'][1]:>12.0f} {r['donkey'][1]:>11.0f} {mm:>6.3f}")
+    print(f"median wall ratio {result['median_wall_ratio']}, median peak-memory ratio "
+          f"{result['median_memory_ratio']}")
+    print("toolkit steps (median s): " + ", ".join(
+        f"{k} {v:.1f}" for k, v in result["toolkit_steps_median"].items()))
+    print(f"make_tub_archive.sh {a['make_tub_archive'][0]:.1f} s vs tar czf "
+          f"{a['tar_czf'][0]:.1f} s (x{result['archive_ratio']}); extract "
+          f"{a['extract'][0]:.1f} s vs tar xzf {a['tar_xzf'][0]:.1f} s "
+          f"(x{result['extract_ratio']})")
+
+
+if __name__ == "__main__":
+    main()

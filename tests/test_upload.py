@@ -1,0 +1,136 @@
+"""upload_tub_archive.sh against a real storage emulator, run as a user would."""
+import os
+import tarfile
+import time
+
+from conftest import one_line_error, script_env
+from fixtures_gcs import free_port, md5_hex
+
+
+def make_archive(run, *args):
+    r = run("make_tub_archive.sh", *args)
+    assert r.returncode == 0, r.stderr
+
+
+def test_upload_puts_the_archive_then_skips_then_refuses_a_changed_one(car, synth_tub,
+                                                                       run, gcs):
+    make_archive(run)
+    first = md5_hex(car / "wip.tgz")
+
+    r = run("upload_tub_archive.sh", env=gcs.env)
+    assert r.returncode == 0, r.stderr
+    assert gcs.md5("training/wip.tgz") == first
+    assert gcs.read("training/wip.tgz") == (car / "wip.tgz").read_bytes()
+    assert "gs://robocar-test/training/wip.tgz" in r.stdout
+    assert r.stderr == ""                      # no progress bar off a terminal
+    generation = gcs.blob("training/wip.tgz").generation
+
+    r = run("upload_tub_archive.sh", env=gcs.env)
+    assert r.returncode == 0, r.stderr
+    assert "skipped" in r.stdout and "identical" in r.stdout
+    assert gcs.blob("training/wip.tgz").generation == generation   # not rewritten
+
+    make_archive(run, "-f")                    # re-made: a new creation time inside
+    changed = md5_hex(car / "wip.tgz")
+    assert changed != first
+    r = run("upload_tub_archive.sh", env=gcs.env)
+    assert r.returncode == 1
+    line = one_line_error(r)
+    assert line.startswith("upload_tub_archive.sh: ") and "-f" in line
+    assert "differs" in line
+    assert gcs.md5("training/wip.tgz") == first          # the bucket's copy is intact
+    assert md5_hex(car / "wip.tgz") == changed           # and so is the local one
+
+    r = run("upload_tub_archive.sh", "-f", env=gcs.env)
+    assert r.returncode == 0, r.stderr
+    assert gcs.md5("training/wip.tgz") == changed
+
+
+def test_a_named_archive_goes_under_its_own_name(car, run, gcs):
+    path = car / "sunday.tgz"
+    write_random_archive(path, 1000)
+    r = run("upload_tub_archive.sh", "-a", "sunday.tgz", env=gcs.env)
+    assert r.returncode == 0, r.stderr
+    assert gcs.names("training/") == ["training/sunday.tgz"]
+    assert gcs.md5("training/sunday.tgz") == md5_hex(path)
+
+
+def write_random_archive(path, size):
+    """A gzip tar holding SIZE random bytes: it does not compress."""
+    payload = path.parent / "payload.bin"
+    payload.write_bytes(os.urandom(size))
+    with tarfile.open(path, "w:gz", compresslevel=1) as tar:
+        tar.add(payload, arcname="payload.bin")
+    payload.unlink()
+
+
+def test_a_large_archive_arrives_intact_through_a_faulty_network(car, run, faulty_gcs):
+    """Above 8 MiB the upload is resumable, in chunks; every third request is
+    answered 503 on the way, and the bucket still gets the very bytes."""
+    gcs, proxy = faulty_gcs
+    write_random_archive(car / "big.tgz", 9 << 20)
+    r = run("upload_tub_archive.sh", "-a", "big.tgz", env=gcs.env)
+    assert r.returncode == 0, r.stderr
+    assert proxy.faults_injected >= 1
+    assert gcs.md5("training/big.tgz") == md5_hex(car / "big.tgz")
+    r = run("upload_tub_archive.sh", "-a", "big.tgz", env=gcs.env)
+    assert r.returncode == 0, r.stderr
+    assert "skipped" in r.stdout
+
+
+def test_missing_bucket_variable_is_named_with_an_example(car, run, gcs):
+    write_random_archive(car / "wip.tgz", 100)
+    env = dict(gcs.env)
+    del env["STEERING_BUCKET_NAME"]
+    r = run("upload_tub_archive.sh", env=env)
+    assert r.returncode == 1
+    line = one_line_error(r)
+    assert "STEERING_BUCKET_NAME" in line and "export STEERING_BUCKET_NAME=" in line
+    assert gcs.names() == []
+
+
+def test_a_bucket_that_does_not_exist_is_one_clear_line(car, run, gcs):
+    write_random_archive(car / "wip.tgz", 100)
+    r = run("upload_tub_archive.sh", env={**gcs.env, "STEERING_BUCKET_NAME": "no-such"})
+    assert r.returncode == 1
+    line = one_line_error(r)
+    assert "gs://no-such" in line and "does not exist" in line
+    assert len([ln for ln in r.stderr.splitlines() if ln.strip()]) == 1
+
+
+def test_an_unreachable_endpoint_is_reported_within_the_deadline(car, run, gcs):
+    write_random_archive(car / "wip.tgz", 100)
+    dead = f"http://127.0.0.1:{free_port()}"       # nothing listens there
+    start = time.monotonic()
+    r = run("upload_tub_archive.sh",
+            env={**gcs.env, "STORAGE_EMULATOR_HOST": dead, "TRAINER_GCS_DEADLINE": "3"})
+    elapsed = time.monotonic() - start
+    assert r.returncode == 1
+    line = one_line_error(r)
+    assert "cannot reach" in line and dead in line
+    assert len([ln for ln in r.stderr.splitlines() if ln.strip()]) == 1
+    assert elapsed < 3 + 10       # the retry deadline, plus starting Python
+
+
+def test_bad_archives_are_refused_before_any_network(car, run, gcs):
+    r = run("upload_tub_archive.sh", env=gcs.env)            # no wip.tgz here
+    assert r.returncode == 1
+    assert "make_tub_archive.sh" in one_line_error(r)
+    (car / "notes.tgz").write_text("not an archive")
+    r = run("upload_tub_archive.sh", "-a", "notes.tgz", env=gcs.env)
+    assert r.returncode == 1
+    assert "not a tub archive" in one_line_error(r)
+    assert gcs.names() == []
+
+
+def test_usage(run):
+    r = run("upload_tub_archive.sh", "-h", env=script_env())
+    assert r.returncode == 0
+    assert r.stdout.startswith("Summary: upload a tub archive")
+    assert "Usage: upload_tub_archive.sh [-a ARCHIVE] [-f]" in r.stdout
+    r = run("upload_tub_archive.sh", "-x", env=script_env())
+    assert r.returncode == 2 and "unknown flag -x" in r.stderr
+    r = run("upload_tub_archive.sh", "-a", env=script_env())
+    assert r.returncode == 2 and "-a needs a value" in r.stderr
+    r = run("upload_tub_archive.sh", "wip.tgz", env=script_env())
+    assert r.returncode == 2 and "unexpected argument" in r.stderr

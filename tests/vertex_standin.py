@@ -1,0 +1,323 @@
+"""A small local stand-in for Vertex AI's job scheduler and Cloud Logging's
+entries.list, over HTTP on 127.0.0.1, for tests only.
+
+    with VertexStandin(storage_emulator="http://127.0.0.1:9023") as vx:
+        env["CLOUDSDK_API_ENDPOINT_OVERRIDES_AIPLATFORM"] = vx.url
+        env["CLOUDSDK_API_ENDPOINT_OVERRIDES_LOGGING"] = vx.url
+
+It is the suite's one fake, because no Vertex can run here, and it fakes
+only the scheduling: `customJobs.create` checks the body against the real
+discovery document and then runs the job's own containerSpec command and
+args, with this machine's Python standing in for the image's `python`, in
+an empty folder, with the environment Vertex gives a container
+(CLOUD_ML_JOB_ID, CLOUD_ML_PROJECT_ID, AIP_*) and the GCS emulator for
+Cloud Storage. The job's stdout and stderr lines become `ml_job` log
+entries (INFO and ERROR); its exit status becomes the job's state.
+"""
+import datetime
+import json
+import os
+import random
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import urlsplit
+
+import pytest
+from discovery_schema import check
+
+from trainer.cloud import discovery_document
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+JOB = "GoogleCloudAiplatformV1CustomJob"
+# What a container inherits from this machine: enough to run Python and TF.
+PASS_ENV = ("PATH", "LANG", "LC_ALL", "TMPDIR")
+PASS_PREFIX = ("TF_", "CUDA_", "OMP_")
+
+
+class VertexStandin:
+    def __init__(self, storage_emulator, run_jobs=True, pending_seconds=1.0):
+        self.storage_emulator = storage_emulator
+        self.run_jobs = run_jobs          # False: jobs stay pending (body checks only)
+        self.pending_seconds = pending_seconds   # "waiting for a machine"
+        self.jobs, self.logs, self.requests = {}, [], []
+        self.lock = threading.Lock()
+        self.procs = {}
+        self.closed = False
+        self.logs_denied = False
+        self.work = tempfile.mkdtemp(prefix="vertex-standin-")
+        self._clock_lock = threading.Lock()
+        self._last = datetime.datetime.now(datetime.timezone.utc)
+        self.doc = discovery_document("aiplatform", "v1")
+        self.logging_doc = discovery_document("logging", "v2")
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def close(self):
+        with self.lock:
+            self.closed = True
+        for proc in list(self.procs.values()):
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+        self.server.shutdown()
+        self.server.server_close()
+        shutil.rmtree(self.work, ignore_errors=True)
+
+    # -- the API ------------------------------------------------------------
+
+    def create(self, project, region, body):
+        errors = check(self.doc, JOB, body)
+        if errors:
+            return 400, _error(400, "INVALID_ARGUMENT", "; ".join(errors))
+        jid = str(random.randrange(10**18, 10**19))
+        job = dict(body, name=f"projects/{project}/locations/{region}/customJobs/{jid}",
+                   state="JOB_STATE_PENDING", createTime=self.now(),
+                   updateTime=self.now())
+        with self.lock:
+            self.jobs[jid] = job
+        if self.run_jobs:
+            threading.Thread(target=self._run, args=(jid, project), daemon=True).start()
+        return 200, job
+
+    def get(self, jid):
+        with self.lock:
+            job = self.jobs.get(jid)
+            return (200, json.loads(json.dumps(job))) if job else \
+                (404, _error(404, "NOT_FOUND", f"CustomJob {jid} not found"))
+
+    def cancel(self, jid):
+        with self.lock:
+            job = self.jobs.get(jid)
+            if not job:
+                return 404, _error(404, "NOT_FOUND", f"CustomJob {jid} not found")
+            if job["state"] in ("JOB_STATE_SUCCEEDED", "JOB_STATE_FAILED",
+                                "JOB_STATE_CANCELLED"):
+                return 400, _error(400, "FAILED_PRECONDITION",
+                                   f"CustomJob {jid} has already ended")
+            proc = self.procs.get(jid)
+            if proc is None:
+                self._end(job, "JOB_STATE_CANCELLED", 1, "CANCELED")
+            else:
+                job["state"] = "JOB_STATE_CANCELLING"
+                proc.terminate()
+        return 200, {}
+
+    def list_entries(self, body):
+        if self.logs_denied:          # an account without Logs Viewer
+            return 403, _error(403, "PERMISSION_DENIED", "Permission "
+                               "'logging.logEntries.list' denied on resource")
+        errors = check(self.logging_doc, "ListLogEntriesRequest", body)
+        if errors:
+            return 400, _error(400, "INVALID_ARGUMENT", "; ".join(errors))
+        query = body.get("filter", "")
+        jid = re.search(r'resource\.labels\.job_id="(\d+)"', query)
+        since = re.search(r'timestamp(>=?)"([^"]+)"', query)
+        with self.lock:
+            entries = [e for e in self.logs
+                       if (not jid or e["resource"]["labels"]["job_id"] == jid.group(1))
+                       and (not since or (e["timestamp"] >= since.group(2)
+                                          if since.group(1) == ">=" else
+                                          e["timestamp"] > since.group(2)))]
+        start = int(body.get("pageToken") or 0)
+        size = min(int(body.get("pageSize") or 50), 1000)
+        page = {"entries": entries[start:start + size]}
+        if start + size < len(entries):
+            page["nextPageToken"] = str(start + size)
+        return 200, page
+
+    # -- running a job ------------------------------------------------------
+
+    def now(self):
+        """RFC 3339, microseconds, strictly increasing (log order = time order)."""
+        t = datetime.datetime.now(datetime.timezone.utc)
+        with self._clock_lock:
+            t = self._last = max(t, self._last + datetime.timedelta(microseconds=1))
+        return t.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+    def _run(self, jid, project):
+        time.sleep(self.pending_seconds)
+        with self.lock:
+            job = self.jobs[jid]
+            if job["state"] != "JOB_STATE_PENDING" or self.closed:
+                return
+            spec = job["jobSpec"]
+            container = spec["workerPoolSpecs"][0]["containerSpec"]
+            command = list(container.get("command", [])) + list(container.get("args", []))
+            if command and command[0] in ("python", "python3"):
+                command[0] = sys.executable
+            home = tempfile.mkdtemp(dir=self.work, prefix=f"job-{jid}-")
+            env = {k: v for k, v in os.environ.items()
+                   if k in PASS_ENV or k.startswith(PASS_PREFIX)}
+            base = spec.get("baseOutputDirectory", {}).get("outputUriPrefix", "")
+            base = base if not base or base.endswith("/") else base + "/"
+            env.update(HOME=home, PYTHONPATH=ROOT, CLOUD_ML_JOB_ID=jid,
+                       CLOUD_ML_PROJECT_ID=project,
+                       STORAGE_EMULATOR_HOST=self.storage_emulator)
+            if base:
+                env.update(AIP_MODEL_DIR=base + "model/",
+                           AIP_CHECKPOINT_DIR=base + "checkpoints/",
+                           AIP_TENSORBOARD_LOG_DIR=base + "logs/")
+            env.update({e["name"]: e["value"] for e in container.get("env", [])})
+            proc = subprocess.Popen(command, cwd=home, env=env, stdout=subprocess.PIPE,
+                                    stderr=subprocess.PIPE, text=True, errors="replace")
+            self.procs[jid] = proc
+            job.update(state="JOB_STATE_RUNNING", startTime=self.now(),
+                       updateTime=self.now())
+        readers = [threading.Thread(target=self._log, args=(jid, project, stream, level))
+                   for stream, level in ((proc.stdout, "INFO"), (proc.stderr, "ERROR"))]
+        for r in readers:
+            r.start()
+        code = proc.wait()
+        for r in readers:
+            r.join()
+        with self.lock:
+            if job["state"] == "JOB_STATE_CANCELLING":
+                self._end(job, "JOB_STATE_CANCELLED", 1, "CANCELED")
+            elif code == 0:
+                self._end(job, "JOB_STATE_SUCCEEDED")
+            else:
+                self._end(job, "JOB_STATE_FAILED", 3,
+                          f"The replica workerpool0-0 exited with a non-zero status of "
+                          f"{code}. Termination reason: Error. To find out more about why "
+                          f"your job exited please check the logs: https://console.cloud."
+                          f"google.com/logs/viewer?project={project}&resource=ml_job%2F"
+                          f"job_id%2F{jid}")
+
+    def _end(self, job, state, code=None, message=None):
+        job.update(state=state, endTime=self.now(), updateTime=self.now())
+        if code is not None:
+            job["error"] = {"code": code, "message": message}
+
+    def _log(self, jid, project, stream, severity):
+        for line in stream:
+            with self.lock:
+                stamp = self.now()
+                self.logs.append({
+                    "insertId": f"{len(self.logs):08x}",
+                    "logName": f"projects/{project}/logs/workerpool0-0",
+                    "resource": {"type": "ml_job", "labels": {
+                        "job_id": jid, "project_id": project, "task_name": "workerpool0-0"}},
+                    "severity": severity, "textPayload": line.rstrip("\n"),
+                    "timestamp": stamp, "receiveTimestamp": stamp,
+                })
+
+
+def _error(code, status, message):
+    return {"error": {"code": code, "status": status, "message": message}}
+
+
+_ROUTES = [
+    ("POST", re.compile(r"^/v1/projects/([^/]+)/locations/([^/]+)/customJobs$"), "create"),
+    ("GET", re.compile(r"^/v1/projects/[^/]+/locations/[^/]+/customJobs/(\d+)$"), "get"),
+    ("POST", re.compile(r"^/v1/projects/[^/]+/locations/[^/]+/customJobs/(\d+):cancel$"),
+     "cancel"),
+    ("POST", re.compile(r"^/v2/entries:list$"), "list_entries"),
+]
+
+
+def _handler(standin):
+    class Handler(BaseHTTPRequestHandler):
+        def _serve(self, method):
+            path = urlsplit(self.path).path
+            length = int(self.headers.get("Content-Length") or 0)
+            raw = self.rfile.read(length) if length else b""
+            try:
+                body = json.loads(raw) if raw else {}
+            except ValueError:
+                return self._reply(400, _error(400, "INVALID_ARGUMENT", "body is not JSON"))
+            with standin.lock:
+                standin.requests.append((method, path, body))
+            for verb, pattern, name in _ROUTES:
+                m = pattern.match(path)
+                if m and verb == method:
+                    takes_body = method == "POST" and name != "cancel"
+                    args = m.groups() + ((body,) if takes_body else ())
+                    return self._reply(*getattr(standin, name)(*args))
+            self._reply(404, _error(404, "NOT_FOUND", f"no route for {method} {path}"))
+
+        def do_GET(self):
+            self._serve("GET")
+
+        def do_POST(self):
+            self._serve("POST")
+
+        def _reply(self, code, payload):
+            data = json.dumps(payload).encode()
+            self.send_response(code)
+            self.send_header("Content-Type", "application/json; charset=UTF-8")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def log_message(self, *args):      # quiet: pytest shows failures anyway
+            pass
+
+    return Handler
+
+
+# -- fixtures (conftest.py registers this module as a plugin) -----------------
+
+REGION = "europe-west1"
+PROJECT = "robocar-test"
+IMAGE = "europe-west1-docker.pkg.dev/robocar-test/robocar/trainer:test"
+CLOSED = "http://127.0.0.1:9"          # the discard port: nothing listens there
+
+
+def cloud_env(base, url, gcloud_config):
+    """BASE plus what a user exports for the cloud, pointed at the stand-in;
+    gcloud gets an empty configuration of its own."""
+    env = dict(base)
+    env.update(REGION=REGION, TRAINER_IMAGE=IMAGE, GOOGLE_CLOUD_PROJECT=PROJECT,
+               CLOUDSDK_API_ENDPOINT_OVERRIDES_AIPLATFORM=url,
+               CLOUDSDK_API_ENDPOINT_OVERRIDES_LOGGING=url,
+               CLOUDSDK_AUTH_DISABLE_CREDENTIALS="True",
+               CLOUDSDK_CONFIG=str(gcloud_config))
+    for name in ("GOOGLE_APPLICATION_CREDENTIALS", "JOB_DIR", "CLOUDSDK_CORE_PROJECT"):
+        env.pop(name, None)
+    return env
+
+
+@pytest.fixture
+def make_vertex(tmp_path):
+    """make_vertex(gcs=None, run_jobs=True) -> a stand-in with .env for the
+    scripts; without gcs, no Cloud Storage is reachable (nothing may be sent)."""
+    from conftest import script_env
+    made = []
+
+    def make(gcs=None, run_jobs=True):
+        vx = VertexStandin(gcs.url if gcs else CLOSED, run_jobs=run_jobs)
+        made.append(vx)
+        base = gcs.env if gcs else script_env(
+            STEERING_BUCKET_NAME=PROJECT, STORAGE_EMULATOR_HOST=CLOSED,
+            TRAINER_GCS_DEADLINE="5")
+        vx.env = cloud_env(base, vx.url, tmp_path / f"gcloud-config-{len(made)}")
+        return vx
+
+    yield make
+    for vx in made:
+        vx.close()
+
+
+@pytest.fixture
+def vertex(make_vertex, gcs):
+    """The stand-in running jobs against the `gcs` emulator."""
+    return make_vertex(gcs)
+
+
+@pytest.fixture
+def idle_vertex(make_vertex):
+    """The stand-in without running jobs, and no Cloud Storage reachable."""
+    return make_vertex(run_jobs=False)

@@ -1,0 +1,185 @@
+"""Where our Google Cloud is: settings from the environment, credentials,
+project, and API clients built from the discovery documents that ship
+inside google-api-python-client (nothing is downloaded to build them).
+
+    region = cloud.require("REGION")
+    creds, project = cloud.credentials_and_project()
+    aiplatform = cloud.api("aiplatform", "v1", cloud.aiplatform_endpoint(region), creds)
+
+The environment is the contract of ../DESIGN.md: gcloud's own switches
+(CLOUDSDK_API_ENDPOINT_OVERRIDES_*, CLOUDSDK_AUTH_DISABLE_CREDENTIALS) are
+honoured, so an emulator or a test stand-in is one `export` away.
+"""
+import json
+import logging
+import os
+import shutil
+import subprocess
+import warnings
+
+from trainer.errors import UserError
+
+# An example value for each variable, shown when it is missing.
+EXAMPLES = {
+    "REGION": "europe-west1",
+    # build_image.sh tags it dk5.3 / dk5.4; a job picks the tag (trainer/generations.py)
+    "TRAINER_IMAGE": "europe-west1-docker.pkg.dev/my-project/robocar/trainer",
+    "STEERING_BUCKET_NAME": "my-robocar-bucket",
+    "GOOGLE_CLOUD_PROJECT": "my-project",
+}
+SCOPES = ["https://www.googleapis.com/auth/cloud-platform"]
+NO_CREDENTIALS = "CLOUDSDK_AUTH_DISABLE_CREDENTIALS"
+
+# google.api_core warns on every import that Python 3.11 support ends in
+# 2027; users of a script can do nothing about it, so it is not shown.
+warnings.filterwarnings("ignore", message="You are using a Python version",
+                        category=FutureWarning)
+# googleapiclient logs each retry as a WARNING; a failure that outlasts the
+# retries is reported once, as one line, by call().
+logging.getLogger("googleapiclient.http").setLevel(logging.ERROR)
+
+
+def require(name, hint=""):
+    """The value of the environment variable NAME, or one line naming the fix."""
+    value = os.environ.get(name, "").strip()
+    if not value:
+        raise UserError(f"{name} is not set: export {name}={EXAMPLES.get(name, '...')}"
+                        f"{hint}")
+    return value
+
+
+def job_dir(bucket):
+    """JOB_DIR, else gs://BUCKET/job: where Vertex stages each job's outputs."""
+    value = os.environ.get("JOB_DIR", "").strip().rstrip("/")
+    if value and not value.startswith("gs://"):
+        raise UserError(f"JOB_DIR={value} is not a gs:// URI: export "
+                        f"JOB_DIR=gs://{bucket}/job, or unset it")
+    return value or f"gs://{bucket}/job"
+
+
+def credentials_disabled():
+    return os.environ.get(NO_CREDENTIALS, "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def credentials_and_project():
+    """(credentials or None, project id); each missing piece named with its fix.
+
+    Project: GOOGLE_CLOUD_PROJECT, else the credentials' project, else
+    `gcloud config get-value project`.
+    """
+    creds, project = None, None
+    if not credentials_disabled():
+        import google.auth
+        from google.auth.exceptions import DefaultCredentialsError
+
+        try:
+            creds, project = google.auth.default(scopes=SCOPES)
+        except DefaultCredentialsError as e:
+            key = os.environ.get("GOOGLE_APPLICATION_CREDENTIALS")
+            if key and not os.path.isfile(key):
+                raise UserError(f"GOOGLE_APPLICATION_CREDENTIALS={key} names no file: "
+                                "point it at a service-account key, or unset it to "
+                                "use `gcloud auth application-default login`") from None
+            if key:
+                raise UserError(f"GOOGLE_APPLICATION_CREDENTIALS={key} is not a "
+                                f"usable key ({_first_line(e)}): download a new "
+                                "service-account key, or unset it") from None
+            raise UserError("no Google Cloud credentials found: run `gcloud auth "
+                            "application-default login`, or export "
+                            "GOOGLE_APPLICATION_CREDENTIALS=/path/to/key.json") from None
+    project = os.environ.get("GOOGLE_CLOUD_PROJECT", "").strip() or project \
+        or gcloud_project()
+    if not project:
+        raise UserError("no Google Cloud project: export GOOGLE_CLOUD_PROJECT="
+                        f"{EXAMPLES['GOOGLE_CLOUD_PROJECT']}, or run `gcloud config "
+                        "set project my-project`")
+    return creds, project
+
+
+def gcloud_project():
+    """gcloud's configured project, or None (also when gcloud is absent)."""
+    gcloud = shutil.which("gcloud")
+    if not gcloud:
+        return None
+    try:
+        out = subprocess.run([gcloud, "config", "get-value", "project"],
+                             capture_output=True, text=True, timeout=60).stdout
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    value = out.strip()
+    return value if value and value != "(unset)" else None
+
+
+def _endpoint(api, default):
+    override = os.environ.get(f"CLOUDSDK_API_ENDPOINT_OVERRIDES_{api.upper()}", "").strip()
+    url = override or default
+    return url if url.endswith("/") else url + "/"
+
+
+def aiplatform_endpoint(region):
+    """Vertex AI is regional: https://REGION-aiplatform.googleapis.com/."""
+    return _endpoint("aiplatform", f"https://{region}-aiplatform.googleapis.com/")
+
+
+def logging_endpoint():
+    return _endpoint("logging", "https://logging.googleapis.com/")
+
+
+def api(name, version, endpoint, creds):
+    """A google-api-python-client service from its bundled discovery document."""
+    from googleapiclient import discovery
+    from googleapiclient.http import build_http
+
+    http = build_http()
+    if creds is not None:
+        import google_auth_httplib2
+        http = google_auth_httplib2.AuthorizedHttp(creds, http=http)
+    return discovery.build(name, version, http=http, static_discovery=True,
+                           cache_discovery=False,
+                           client_options={"api_endpoint": endpoint})
+
+
+def discovery_document(name, version):
+    """The bundled discovery document itself (schemas, enums)."""
+    from googleapiclient.discovery_cache import get_static_doc
+    return json.loads(get_static_doc(name, version))
+
+
+def call(request, what, retries=3):
+    """Execute REQUEST; turn HTTP and network failures into one clear line."""
+    import httplib2
+    from googleapiclient.errors import HttpError
+
+    try:
+        return request.execute(num_retries=retries)
+    except HttpError as e:
+        raise UserError(f"{what} failed: {http_error_message(e)}") from None
+    except (httplib2.HttpLib2Error, OSError) as e:
+        host = request.uri.split("/")[2] if "://" in request.uri else request.uri
+        raise UserError(f"{what} failed: cannot reach {host} ({_first_line(e)}): "
+                        "check the network, or the CLOUDSDK_API_ENDPOINT_OVERRIDES_* "
+                        "variables") from None
+
+
+def http_error_message(e):
+    """The API's own message, with the fix for the usual causes."""
+    try:
+        err = json.loads(e.content.decode("utf-8", "replace"))["error"]
+        message, status = err.get("message", ""), err.get("status", "")
+    except (ValueError, KeyError, TypeError, AttributeError):
+        message, status = _first_line(e), ""
+    code = e.resp.status
+    fix = {
+        401: "run `gcloud auth application-default login` again",
+        403: "enable the API (README: one-time set-up) and check the account's "
+             "roles in this project",
+        404: "check GOOGLE_CLOUD_PROJECT and REGION",
+        429: "a quota was reached: wait, or ask for more quota in the console",
+    }.get(code, "see the message above" if code >= 500 else "check the settings")
+    status = f" {status}" if status else ""
+    return f"HTTP {code}{status}: {_first_line(message)}: {fix}"
+
+
+def _first_line(e):
+    text = str(e).strip()
+    return text.splitlines()[0] if text else type(e).__name__
