@@ -8,7 +8,8 @@
 # running the same one. The Python picks it through setup.py's markers:
 #   --build-arg PYTHON=3.11 DONKEYCAR=5.3   TensorFlow 2.15, Keras 2 (the default)
 #   --build-arg PYTHON=3.12 DONKEYCAR=5.4   TensorFlow 2.19, Keras 3
-# setup.py is the one list of dependencies. The only addition is TensorFlow's
+# setup.py is the one list of dependencies (with the wandb extra, so a job
+# tracks its run when WANDB_PROJECT is passed). The only addition is TensorFlow's
 # CUDA libraries as pip wheels (the [and-cuda] extra), at the TensorFlow
 # version that DonkeyCar generation pins, so the job trains on the GPU; Vertex
 # AI supplies the NVIDIA driver. Without a GPU (-g none) it runs on the CPU.
@@ -26,12 +27,12 @@ COPY setup.py ./
 COPY trainer/ trainer/
 # Fail the build, not a paid job, when the package cannot start or the
 # DonkeyCar installed is not the generation asked for.
-RUN pip install . \
+RUN pip install ".[wandb]" \
         "tensorflow[and-cuda]==2.15.*; python_version < '3.12'" \
         "tensorflow[and-cuda]==2.19.*; python_version >= '3.12'" \
  && python -m trainer.task --help > /dev/null \
  && python -m trainer.movie --help > /dev/null \
- && python -c "import donkeycar, tensorflow, tf2onnx, onnxruntime, google.cloud.storage" \
+ && python -c "import donkeycar, tensorflow, tf2onnx, onnxruntime, google.cloud.storage, wandb" \
  && generation=$(python -c "from trainer.donkey import GENERATION; print(GENERATION)") \
  && if [ "$generation" != "$DONKEYCAR" ]; then \
       echo "DonkeyCar $generation was installed, not $DONKEYCAR: check PYTHON" >&2; exit 1; \

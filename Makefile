@@ -1,5 +1,6 @@
 # robocar-trainer: `make demo` and `make test` set everything up on a fresh clone.
-#   make install                      .venv with the toolkit (Python 3.11 -> DonkeyCar 5.3)
+#   make install                      .venv with the toolkit (Python 3.11 -> DonkeyCar 5.3),
+#                                     test tools and the optional wandb extra, so tracking is tested
 #   make install PYTHON=python3.12 VENV=.venv-py312   another generation beside it
 #   make demo     train on a generated tub in demo-car/ and print the result
 #   make test     the test suite (pytest); make lint: ruff + shellcheck
@@ -11,14 +12,15 @@ STAMP := $(VENV)/.installed
 SCRIPTS := $(wildcard *.sh) lib/common.sh lib/demo.sh
 
 # archive -> train -> export -> the car's runtime loads it: run again per generation
-INTEGRATION := tests/test_train.py tests/test_legacy.py
+# (tracking too: each Python gets another wandb, see setup.py)
+INTEGRATION := tests/test_train.py tests/test_legacy.py tests/test_tracking.py
 
 .PHONY: install demo test integration lint bench clean
 install: $(STAMP)
 
 $(STAMP): setup.py
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[test]'
+	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[test,wandb]'
 	touch $(STAMP)
 
 demo: install

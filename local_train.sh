@@ -18,6 +18,11 @@
 #   -o OUT       where the model files go (default: ./models)
 #   -f           replace existing model files named NAME
 #   -h           print this help
+#
+# Environment: WANDB_PROJECT (optional) also logs the run to Weights & Biases
+# (config, loss per epoch, evaluation, archive -> model artifacts; needs
+# pip install 'robocar-trainer[wandb]'), with WANDB_ENTITY and WANDB_MODE as
+# W&B reads them (WANDB_MODE=offline keeps it in ./wandb for `wandb sync`).
 set -euo pipefail
 # shellcheck source=lib/common.sh
 source "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")/lib/common.sh"

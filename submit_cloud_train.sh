@@ -37,7 +37,10 @@
 # STEERING_BUCKET_NAME, optional JOB_DIR (default gs://$STEERING_BUCKET_NAME/job)
 # and GOOGLE_CLOUD_PROJECT (default: the credentials' project, else gcloud's);
 # credentials from GOOGLE_APPLICATION_CREDENTIALS or 'gcloud auth
-# application-default login'.
+# application-default login'. With WANDB_PROJECT set, the job logs its run to
+# Weights & Biases: WANDB_PROJECT, WANDB_ENTITY, WANDB_MODE and
+# WANDB_API_KEY_SECRET (the Secret Manager secret holding the API key) are
+# passed to it; WANDB_API_KEY itself never is (README: Experiment tracking).
 set -euo pipefail
 # shellcheck source=lib/common.sh
 source "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")/lib/common.sh"

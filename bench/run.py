@@ -1,6 +1,6 @@
 """make bench: the toolkit against DonkeyCar's own `donkey train`.
 
-    python bench/run.py [--pairs 3] [--epochs 2] [--out bench/results]
+    python bench/run.py [--pairs 5] [--epochs 2] [--out bench/results]
 
 On one car folder made by `donkey createcar`, holding the real tub
 ../shared/data/tubs/track-5015 in data/ (MAX_EPOCHS=2, early stopping off),
@@ -31,15 +31,17 @@ PY = sys.executable
 
 
 def timed(cmd, cwd, env=None):
-    """(wall seconds, peak RSS MiB) of CMD, by /usr/bin/time."""
+    """(wall seconds, peak RSS MiB, CPU seconds) of CMD, by /usr/bin/time.
+    CPU seconds (user + system) are what another process on the machine
+    disturbs least: reported beside wall time as a check on noise."""
     with tempfile.NamedTemporaryFile("r", suffix=".time") as t:
-        r = subprocess.run(["/usr/bin/time", "-f", "%e %M", "-o", t.name, *cmd], cwd=cwd,
+        r = subprocess.run(["/usr/bin/time", "-f", "%e %M %U %S", "-o", t.name, *cmd], cwd=cwd,
                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                            text=True)
         if r.returncode != 0:
             sys.exit(f"bench: {' '.join(cmd)} failed:\n{r.stderr[-3000:]}")
-        wall, rss_kib = t.read().split()[-2:]
-    return float(wall), int(rss_kib) / 1024
+        wall, rss_kib, user, system = t.read().split()[-4:]
+    return float(wall), int(rss_kib) / 1024, float(user) + float(system)
 
 
 def make_car(work, epochs):
@@ -58,7 +60,7 @@ def make_car(work, epochs):
 
 def main(argv=None):
     p = argparse.ArgumentParser(prog="bench/run.py", description=__doc__.split("\n")[0])
-    p.add_argument("--pairs", type=int, default=3, help="alternating pairs (default: 3)")
+    p.add_argument("--pairs", type=int, default=5, help="alternating pairs (default: 5)")
     p.add_argument("--epochs", type=int, default=2, help="MAX_EPOCHS (default: 2)")
     p.add_argument("--out", default=os.path.join(ROOT, "bench", "results"),
                    help="results folder (default: bench/results)")
@@ -131,7 +133,9 @@ def summarize(result):
     rows = result["pairs"]
     wall = [r["toolkit"][0] / r["donkey"][0] for r in rows]
     mem = [r["toolkit"][1] / r["donkey"][1] for r in rows]
+    cpu = [r["toolkit"][2] / r["donkey"][2] for r in rows]
     result["median_wall_ratio"] = round(statistics.median(wall), 3)
+    result["median_cpu_ratio"] = round(statistics.median(cpu), 3)
     result["median_memory_ratio"] = round(statistics.median(mem), 3)
     a = result["archive"]
     result["archive_ratio"] = round(a["make_tub_archive"][0] / a["tar_czf"][0], 2)
@@ -146,12 +150,13 @@ def summarize(result):
           f"{m['python']}, DonkeyCar {m['donkeycar']}, TF {m['tensorflow']}; "
           f"{result['records']} records, {result['epochs']} epochs")
     print(f"{'pair':>4} {'toolkit s':>10} {'donkey s':>9} {'ratio':>6} "
-          f"{'toolkit MiB':>12} {'donkey MiB':>11} {'ratio':>6}")
-    for i, (r, w, mm) in enumerate(zip(rows, wall, mem), 1):
+          f"{'toolkit MiB':>12} {'donkey MiB':>11} {'ratio':>6} {'CPU s ratio':>12}")
+    for i, (r, w, mm, c) in enumerate(zip(rows, wall, mem, cpu), 1):
         print(f"{i:>4} {r['toolkit'][0]:>10.1f} {r['donkey'][0]:>9.1f} {w:>6.3f} "
-              f"{r['toolkit'][1]:>12.0f} {r['donkey'][1]:>11.0f} {mm:>6.3f}")
+              f"{r['toolkit'][1]:>12.0f} {r['donkey'][1]:>11.0f} {mm:>6.3f} {c:>12.3f}")
     print(f"median wall ratio {result['median_wall_ratio']}, median peak-memory ratio "
-          f"{result['median_memory_ratio']}")
+          f"{result['median_memory_ratio']}, median CPU-seconds ratio "
+          f"{result['median_cpu_ratio']}")
     print("toolkit steps (median s): " + ", ".join(
         f"{k} {v:.1f}" for k, v in result["toolkit_steps_median"].items()))
     print(f"make_tub_archive.sh {a['make_tub_archive'][0]:.1f} s vs tar czf "

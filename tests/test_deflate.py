@@ -97,7 +97,7 @@ def test_damaged_archives(car, archive, run, tmp_path):
         r = run("deflate_tub_archive.sh", "-a", bad, "-d", dest)
         assert r.returncode == 1, case
         assert message in one_line_error(r), case
-        assert list(dest.iterdir()) == [], case
+        assert not dest.exists(), case           # the folder it made is gone again
     r = run("deflate_tub_archive.sh", "-a", tmp_path / "nothere.tgz", "-d", tmp_path / "d")
     assert r.returncode == 1 and "not found" in one_line_error(r)
     noconf = _tar(tmp_path / "noconf.tgz", [({"name": "data/manifest.json"}, b"[]\n")])

@@ -54,7 +54,7 @@ def test_missing_model_other_size_and_bad_range(movie_car, run):
     save_model(movie_car / "models" / "small.h5", width=128, height=96)
     r = run("local_makemovie.sh", "-m", "models/small.h5", "-e", "10")
     assert r.returncode == 1
-    assert "the model takes 128x96x3 images but the tub's config gives 160x120x3" \
+    assert "the model models/small.h5 takes 128x96x3 images but the config gives 160x120x3" \
         in one_line_error(r)
     r = run("local_makemovie.sh", "-s", "50", "-e", "500")
     assert r.returncode == 1 and "outside the tub's 200 records" in one_line_error(r)

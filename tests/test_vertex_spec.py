@@ -71,6 +71,10 @@ def test_the_checker_catches_what_vertex_would_refuse():
         "GoogleCloudAiplatformV1ContainerSpec, missing"]
 
 
+WANDB = {"WANDB_PROJECT": "robocar", "WANDB_ENTITY": "team", "WANDB_MODE": "online",
+         "WANDB_API_KEY_SECRET": "wandb-api-key"}
+WANDB_KEY = "0123456789abcdef0123456789abcdef01234567"    # must never reach the job
+
 ACCELERATORS = {                   # -g as typed -> machineSpec fields expected
     None: ("NVIDIA_TESLA_T4", 1),  # the default
     "none": None,
@@ -87,10 +91,12 @@ def test_every_job_the_script_makes_is_a_valid_custom_job(car, run, idle_vertex,
     (car / "models").mkdir(exist_ok=True)
     (car / "models" / "pilot-old.h5").write_bytes(b"h5")
     flags = (["-g", accel] if accel else []) + (["-s"] if spot else [])
+    env = idle_vertex.env
     if transfer:      # with it, everything else a user can give as well
         flags += ["-T", "models/pilot-old.h5", "-t", "linear", "-m", "pilot-tuned", "-f",
                   "-M", "g2-standard-24", "-o", "gs://other-bucket/models/"]
-    body, notes = dry_run(run, idle_vertex.env, *flags)
+        env = dict(env, WANDB_API_KEY=WANDB_KEY, **WANDB)
+    body, notes = dry_run(run, env, *flags)
 
     assert check(DOC, JOB, body) == []
     pool = body["jobSpec"]["workerPoolSpecs"]
@@ -111,6 +117,10 @@ def test_every_job_the_script_makes_is_a_valid_custom_job(car, run, idle_vertex,
     container = pool[0]["containerSpec"]
     assert container["imageUri"] == image()       # the DonkeyCar installed here
     assert container["command"] == ["python", "-m", "trainer.task"]
+    # W&B settings (tracking.JOB_ENV) go along, the API key never does
+    assert {e["name"]: e["value"] for e in container["env"]} == {
+        "PYTHONUNBUFFERED": "1", **(WANDB if transfer else {})}
+    assert WANDB_KEY not in json.dumps(body) + notes
     task = get_args(container["args"])            # the job's own parser takes them
     assert task.archive == [f"gs://{BUCKET}/training/wip.tgz"]
     if transfer:

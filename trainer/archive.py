@@ -240,8 +240,10 @@ def restore(path, dest, force=False, say=print):
     archive leaves DEST as it was; then moves each config and tub into place,
     refusing to replace an existing one unless FORCE.
     """
+    created = _missing_top(dest)        # a folder made here goes again on failure
     os.makedirs(dest, exist_ok=True)
     staging = tempfile.mkdtemp(dir=dest, prefix=".deflate-")
+    restored = False
     try:
         extract(path, staging)
         _, tubs = layout(staging, os.path.basename(path))
@@ -264,9 +266,20 @@ def restore(path, dest, force=False, say=print):
             os.makedirs(os.path.dirname(target) or ".", exist_ok=True)
             os.replace(os.path.join(staging, unit), target)
         say(f"restored {', '.join(units)} into {dest}")
+        restored = True
         return units
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+        if created and not restored:
+            shutil.rmtree(created, ignore_errors=True)
+
+
+def _missing_top(path):
+    """The outermost folder of PATH that does not exist yet; None if PATH does."""
+    path, top = os.path.abspath(path), None
+    while not os.path.lexists(path):
+        top, path = path, os.path.dirname(path)
+    return top
 
 
 def _occupied(path):

@@ -13,6 +13,7 @@ honoured, so an emulator or a test stand-in is one `export` away.
 import json
 import logging
 import os
+import re
 import shutil
 import subprocess
 import warnings
@@ -123,6 +124,26 @@ def aiplatform_endpoint(region):
 
 def logging_endpoint():
     return _endpoint("logging", "https://logging.googleapis.com/")
+
+
+def read_secret(name):
+    """The text of a Secret Manager secret: NAME is a secret's id in this
+    project (its latest version), projects/P/secrets/S, or .../versions/V."""
+    import base64
+
+    creds, project = credentials_and_project()
+    if "/" not in name:
+        name = f"projects/{project}/secrets/{name}"
+    if "/versions/" not in name:
+        name += "/versions/latest"
+    if not re.match(r"^projects/[^/]+/secrets/[^/]+/versions/[^/]+$", name):
+        raise UserError(f"{name} is not a Secret Manager secret: give its id, e.g. "
+                        "wandb-api-key, or projects/PROJECT/secrets/ID[/versions/N]")
+    service = api("secretmanager", "v1",
+                  _endpoint("secretmanager", "https://secretmanager.googleapis.com/"), creds)
+    answer = call(service.projects().secrets().versions().access(name=name),
+                  f"reading the secret {name}")
+    return base64.b64decode(answer["payload"]["data"]).decode("utf-8")
 
 
 def api(name, version, endpoint, creds):

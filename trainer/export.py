@@ -24,6 +24,24 @@ def load_keras(path):
     return tf.keras.models.load_model(path, compile=False)
 
 
+def check_input_size(path, cfg, what, fix):
+    """Refuse a .h5 that cannot load, or whose frames differ from the config's
+    (IMAGE_W x IMAGE_H x IMAGE_DEPTH): DonkeyCar would only fail mid-run."""
+    from trainer.errors import UserError
+    try:
+        model = load_keras(path)
+    except (OSError, ValueError) as e:
+        reason = (str(e).strip().splitlines() or [type(e).__name__])[0]
+        raise UserError(f"cannot load the {what} {path} ({reason}): give a .h5 made "
+                        "by local_train.sh") from None
+    want = (cfg.IMAGE_H, cfg.IMAGE_W, cfg.IMAGE_DEPTH)
+    have = tuple(model.inputs[0].shape[1:])
+    if have != want:
+        size = lambda s: "x".join("?" if x is None else str(x) for x in (s[1], s[0], *s[2:]))  # noqa: E731
+        raise UserError(f"the {what} {path} takes {size(have)} images but the config "
+                        f"gives {size(want)} (IMAGE_W x IMAGE_H x IMAGE_DEPTH): {fix}")
+
+
 def export_tflite(h5, out):
     keras_model_to_tflite(h5, out)
 

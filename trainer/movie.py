@@ -115,18 +115,10 @@ def _make(args, storage, work, say):
 
 
 def _check_model(path, model_type, cfg):
-    from trainer.export import load_keras
-    try:
-        model = load_keras(path)
-    except (OSError, ValueError) as e:
-        raise UserError(f"cannot load the model {path} ({e}): give a .h5 made by "
-                        "local_train.sh") from None
-    want = (cfg.IMAGE_H, cfg.IMAGE_W, cfg.IMAGE_DEPTH)
-    have = tuple(model.inputs[0].shape[1:])
-    if have != want:
-        raise UserError(f"the model takes {have[1]}x{have[0]}x{have[2]} images but the "
-                        f"tub's config gives {want[1]}x{want[0]}x{want[2]}: use a model "
-                        "trained on this car's config")
+    from trainer.donkey import import_tensorflow
+    import_tensorflow()                 # the first TensorFlow of the job, quietly
+    from trainer.export import check_input_size
+    check_input_size(path, cfg, "model", "use a model trained on this car's config")
 
 
 def main(argv=None):

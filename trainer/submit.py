@@ -21,7 +21,7 @@ import shlex
 import sys
 from dataclasses import dataclass
 
-from trainer import cloud, generations, vertex
+from trainer import cloud, generations, tracking, vertex
 from trainer.errors import UserError
 from trainer.storage import join, parse_uri
 from trainer.training import OUTPUTS, default_model_name
@@ -118,7 +118,8 @@ def job_body(job, plan, inputs):
     return vertex.job_body(display_name=plan.display, image=plan.image,
                            module=job.module, args=job.module_args(inputs),
                            machine=plan.machine, accelerator=plan.accelerator,
-                           spot=job.args.spot, output_dir=plan.staging, labels=labels)
+                           spot=job.args.spot, output_dir=plan.staging, labels=labels,
+                           env=job.container_env)
 
 
 def dry_run(job, plan, say, note):
@@ -174,6 +175,7 @@ class Train:
                             f"give gs://{bucket}/models, or leave -o out")
         self.bucket = bucket
         self.name = args.model_name or default_model_name(args.archive)
+        self.container_env = tracking.job_env()     # W&B settings; never the API key
 
     def planned(self, plan):
         """(inputs, uploads) a dry run shows, found without reading anything."""
@@ -247,6 +249,7 @@ class Movie:
     """submit_cloud_makemovie.sh: trainer.movie with local_makemovie.sh's
     arguments; the mp4 goes to gs://BUCKET/movies/, and home with --wait."""
     module = "trainer.movie"
+    container_env = {}           # movies are not tracked
 
     def __init__(self, args):
         self.args = args

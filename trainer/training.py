@@ -11,6 +11,7 @@ import shutil
 import tempfile
 import time
 
+from trainer import tracking
 from trainer.archive import extract, layout
 from trainer.card import now, versions, write_card
 from trainer.config import effective, load_car_config
@@ -48,7 +49,8 @@ def default_model_name(archive_uri):
 
 def check_model_type(model_type, cfg):
     """Build the pilot once: DonkeyCar itself says which types exist."""
-    from trainer.donkey import donkeycar  # noqa: F401
+    from trainer.donkey import import_tensorflow
+    import_tensorflow()                 # the first TensorFlow of the job, quietly
     from donkeycar.utils import get_model_by_type
 
     if model_type.startswith(("tflite_", "tensorrt_", "fastai_")):
@@ -72,14 +74,16 @@ def run(args, storage, say=print):
         if taken:
             raise UserError(f"{taken[0]} already exists: pass -f to replace the "
                             f"model, or -m NAME to train another")
+    tracker = tracking.start(name, say)    # a W&B run when WANDB_PROJECT is set
     work = tempfile.mkdtemp(prefix="robocar-train-")
     try:
-        return _run(args, storage, name, outputs, work, start, say)
+        with tracker:
+            return _run(args, storage, name, outputs, work, start, say, tracker)
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
 
-def _run(args, storage, name, outputs, work, start, say):
+def _run(args, storage, name, outputs, work, start, say, tracker):
     steps = Steps()
     archives, tub_paths, car = [], [], None
     for i, uri in enumerate(args.archive):
@@ -99,6 +103,7 @@ def _run(args, storage, name, outputs, work, start, say):
     model_type = args.type or cfg.DEFAULT_MODEL_TYPE
     with steps("tensorflow_start"):
         check_model_type(model_type, cfg)
+    tracker.inputs(cfg, archives, model_type, args)
 
     tubs = []
     with steps("check_tubs"):
@@ -115,9 +120,13 @@ def _run(args, storage, name, outputs, work, start, say):
         with steps("fetch"):
             transfer = storage.fetch(args.transfer, os.path.join(work, "download"),
                                      what="transfer model")
+        from trainer.export import check_input_size
+        check_input_size(transfer, cfg, "transfer model", "transfer from a model "
+                         "trained on this image size, or leave -T out")
     h5 = os.path.join(models, name + ".h5")
     with steps("train"):             # DonkeyCar's train(), its .tflite included
         history = _train(cfg, tub_paths, h5, model_type, transfer)
+    tracker.history(history)     # per epoch, after the fact: train() takes no callbacks
 
     from trainer.export import export_onnx, export_tflite
     files = {"h5": h5, "tflite": os.path.join(models, name + ".tflite"),
@@ -158,6 +167,7 @@ def _run(args, storage, name, outputs, work, start, say):
         "parity": result["parity"], "evaluation": result["evaluation"],
         "job_id": os.environ.get("CLOUD_ML_JOB_ID"),
     }
+    tracker.results(card)
     card_path = os.path.join(models, name + ".json")
     local = [files["h5"], files["tflite"], files["onnx"], loss_png, pred_png, card_path]
     with steps("publish"):
@@ -165,6 +175,7 @@ def _run(args, storage, name, outputs, work, start, say):
         write_card(card_path, card, local[:-1])
         for path, uri in zip(local, outputs):
             storage.put(path, uri)
+    tracker.model(name, local, card, outputs)
     say(f"model {name}: best val_loss {card['best_val_loss']:.4f} after "
         f"{card['epochs']} epochs; parity tflite {result['parity']['tflite']:.1e}, "
         f"onnx {result['parity']['onnx']:.1e}")

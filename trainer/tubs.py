@@ -7,7 +7,9 @@ DonkeyCar's own Manifest reads the catalogs; we only look first for what its
 constructors would otherwise create (a missing manifest.json or images/
 folder) so that checking a tub never writes into it.
 """
+import contextlib
 import json
+import logging
 import os
 from dataclasses import asdict, dataclass, field
 
@@ -101,13 +103,27 @@ def read_records(path):
                         f"({type(e).__name__}: {e}); copy the tub again from the car")
     try:
         expected = len(manifest)
-        records = list(manifest)
+        with _quiet_datastore():        # _damage() says what is wrong, once
+            records = list(manifest)
         deleted = len(manifest.deleted_indexes & set(range(manifest.current_index)))
     finally:
         manifest.close()
     if len(records) != expected:
         raise UserError(_damage(path, manifest.catalog_paths, expected, len(records)))
     return records, deleted
+
+
+@contextlib.contextmanager
+def _quiet_datastore():
+    """DonkeyCar logs 'Failed loading record N' at ERROR for each bad catalog
+    line, before the one line that says which line and what to do."""
+    log = logging.getLogger("donkeycar.parts.datastore_v2")
+    level = log.level
+    log.setLevel(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        log.setLevel(level)
 
 
 def _recorded(path):

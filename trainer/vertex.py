@@ -88,8 +88,9 @@ def label_value(text):
 
 
 def job_body(*, display_name, image, module, args, machine, accelerator, spot,
-             output_dir, labels=None):
-    """A CustomJob (aiplatform v1) running `python -m MODULE ARGS` in IMAGE."""
+             output_dir, labels=None, env=None):
+    """A CustomJob (aiplatform v1) running `python -m MODULE ARGS` in IMAGE,
+    with ENV ({name: value}) in its environment besides PYTHONUNBUFFERED."""
     machine_spec = {"machineType": machine}
     if accelerator:
         machine_spec["acceleratorType"], machine_spec["acceleratorCount"] = accelerator
@@ -109,7 +110,8 @@ def job_body(*, display_name, image, module, args, machine, accelerator, spot,
                     # Explicit, so the job does not depend on the image's entrypoint.
                     "command": ["python", "-m", module],
                     "args": list(args),
-                    "env": [{"name": "PYTHONUNBUFFERED", "value": "1"}],
+                    "env": [{"name": k, "value": v} for k, v in
+                            {"PYTHONUNBUFFERED": "1", **(env or {})}.items()],
                 },
             }],
             "scheduling": scheduling,

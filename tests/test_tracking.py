@@ -1,0 +1,329 @@
+"""Optional W&B tracking: WANDB_PROJECT=p ./local_train.sh leaves a run with
+val_loss per epoch, the archive as a `dataset` artifact (a reference, never a
+copy), the model files and card as a `model` artifact, and a card naming the
+run. W&B runs offline here (WANDB_MODE=offline), into temporary folders."""
+import base64
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+from conftest import ROOT, SCRIPTS, one_line_error, script_env, write_synth_tub
+from discovery_schema import check
+
+from trainer.cloud import discovery_document
+
+MODEL_FILES = ("h5", "tflite", "onnx", "png", "pred.png", "json")
+KEY = "0123456789abcdef0123456789abcdef01234567"      # stands for a W&B API key
+
+
+def wandb_env(tmp, **extra):
+    """W&B offline, everything it writes under TMP (nothing in HOME)."""
+    dirs = {name: str(tmp / name.lower()) for name in
+            ("WANDB_DIR", "WANDB_DATA_DIR", "WANDB_CACHE_DIR", "WANDB_CONFIG_DIR")}
+    for path in dirs.values():
+        os.makedirs(path, exist_ok=True)
+    return script_env(WANDB_MODE="offline", WANDB_PROJECT="p", **dirs, **extra)
+
+
+def sha256(path):
+    return hashlib.sha256(open(path, "rb").read()).hexdigest()
+
+
+def md5_b64(path):
+    """W&B's digest of a file."""
+    return base64.b64encode(hashlib.md5(open(path, "rb").read()).digest()).decode()
+
+
+def read_run(run_dir):
+    """Every record of the offline run's .wandb file, read with wandb's own
+    reader (wandb 0.29+ has none in Python: then scan_log below)."""
+    from wandb.proto import wandb_internal_pb2
+
+    [path] = [os.path.join(run_dir, f) for f in os.listdir(run_dir) if f.endswith(".wandb")]
+    try:
+        from wandb.sdk.internal import datastore
+    except ImportError:
+        chunks = scan_log(path)
+    else:
+        store = datastore.DataStore()
+        store.open_for_scan(path)
+        chunks = iter(store.scan_data, None)
+    records = []
+    for data in chunks:
+        record = wandb_internal_pb2.Record()
+        record.ParseFromString(data)
+        records.append(record)
+    return records
+
+
+def scan_log(path):
+    """The records of a .wandb file: a 7-byte W&B header, then LevelDB's log
+    format (32 KiB blocks of crc32, length, type FULL/FIRST/MIDDLE/LAST, data)."""
+    import struct
+    import zlib
+
+    raw = open(path, "rb").read()
+    assert raw[:4] == b":W&B"
+    pos, data = 7, b""
+    while pos + 7 <= len(raw):
+        if 32768 - pos % 32768 < 7:                    # a block's zero trailer
+            pos += 32768 - pos % 32768
+            continue
+        crc, length, kind = struct.unpack("<IHB", raw[pos:pos + 7])
+        chunk = raw[pos + 7:pos + 7 + length]
+        assert crc == zlib.crc32(chunk, zlib.crc32(bytes([kind]))) & 0xFFFFFFFF
+        pos += 7 + length
+        data = chunk if kind in (1, 2) else data + chunk
+        if kind in (1, 4):
+            yield data
+
+
+def of_kind(records, kind):
+    return [getattr(r, kind) for r in records if r.WhichOneof("record_type") == kind]
+
+
+def items(record_items):
+    """{key: value} of history, summary or config items."""
+    return {(it.key or "/".join(it.nested_key)): json.loads(it.value_json)
+            for it in record_items}
+
+
+@pytest.fixture(scope="module")
+def tracked(tmp_path_factory, car_template):
+    """A synthetic tub trained for 2 epochs by ./local_train.sh with
+    WANDB_MODE=offline WANDB_PROJECT=p: (car, result, run folder, W&B folders)."""
+    tmp = tmp_path_factory.mktemp("tracked")
+    car = tmp / "mycar"
+    shutil.copytree(car_template, car, symlinks=True)
+    for s in SCRIPTS:
+        os.symlink(os.path.join(ROOT, s), car / s)
+    shutil.rmtree(car / "data")
+    write_synth_tub(car / "data")
+    with open(car / "myconfig.py", "a") as f:
+        f.write("MAX_EPOCHS = 2\n")                # two epochs to find in the run
+    env = wandb_env(tmp)
+    r = subprocess.run(["./make_tub_archive.sh"], cwd=car, env=env, capture_output=True,
+                       text=True)
+    assert r.returncode == 0, r.stderr
+    r = subprocess.run(["./local_train.sh"], cwd=car, env=env, capture_output=True,
+                       text=True, timeout=600)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    runs = tmp / "wandb_dir" / "wandb"
+    [run_dir] = [runs / d for d in os.listdir(runs) if d.startswith("offline-run-")]
+    return car, r, run_dir, tmp
+
+
+def test_the_run_has_the_config_and_val_loss_for_every_epoch(tracked):
+    car, _, run_dir, _ = tracked
+    records = read_run(run_dir)
+    [run] = of_kind(records, "run")
+    assert run.project == "p" and run.display_name == "pilot-wip"
+    card = json.loads((car / "models" / "pilot-wip.json").read_text())
+    assert card["epochs"] == 2
+    history = sorted((h.step.num, items(h.item)) for h in of_kind(records, "history"))
+    assert [step for step, _ in history] == [0, 1]
+    for step, row in history:
+        assert row["epoch"] == step + 1
+        assert row["val_loss"] == pytest.approx(card["history"]["val_loss"][step])
+        assert row["loss"] == pytest.approx(card["history"]["loss"][step])
+    config = {}
+    for c in of_kind(records, "config"):
+        config.update(items(c.update))
+    assert config["MAX_EPOCHS"] == 2 and config["model_type"] == "linear"
+    summary = {}
+    for s in of_kind(records, "summary"):
+        summary.update(items(s.update))
+    assert summary["best_val_loss"] == pytest.approx(card["best_val_loss"])
+    assert summary["evaluation"]["h5"]["steering_mae"] == pytest.approx(
+        card["evaluation"]["h5"]["steering_mae"])
+    assert summary["parity"] == pytest.approx(card["parity"])
+
+
+def test_the_archive_goes_in_as_a_reference_and_the_model_comes_out(tracked):
+    car, _, run_dir, tmp = tracked
+    artifacts = {a.type: a for a in of_kind(read_run(run_dir), "artifact")}
+    assert set(artifacts) == {"dataset", "model"}
+
+    data = artifacts["dataset"]
+    assert data.name == "wip" and data.use_after_commit        # an input of the run
+    entries = {e.path: e for e in data.manifest.contents}
+    assert entries["wip.tgz"].ref == (car / "wip.tgz").as_uri()
+    assert json.loads(data.metadata)["sha256"] == sha256(car / "wip.tgz")
+    assert open(entries["wip.tgz.sha256"].local_path).read() == \
+        f"{sha256(car / 'wip.tgz')}  wip.tgz\n"
+    # The archive's bytes were neither copied nor uploaded anywhere W&B writes.
+    archive = sha256(car / "wip.tgz")
+    for root, _, files in os.walk(tmp):
+        if "mycar" not in root:
+            assert all(sha256(os.path.join(root, f)) != archive for f in files)
+
+    model = artifacts["model"]
+    assert model.name == "pilot-wip" and not model.use_after_commit
+    files = {e.path: e.digest for e in model.manifest.contents}
+    assert files == {f"pilot-wip.{ext}": md5_b64(car / "models" / f"pilot-wip.{ext}")
+                     for ext in MODEL_FILES}          # the card too, as published
+    assert json.loads(model.metadata)["best_val_loss"] is not None
+    # What `wandb sync` uploads later is still on disk after the job.
+    for entry in list(data.manifest.contents) + list(model.manifest.contents):
+        assert not entry.local_path or os.path.isfile(entry.local_path), entry.path
+
+
+def test_the_card_names_the_run(tracked):
+    car, r, run_dir, _ = tracked
+    card = json.loads((car / "models" / "pilot-wip.json").read_text())
+    [run] = of_kind(read_run(run_dir), "run")
+    assert card["wandb"]["run_id"] == run.run_id and str(run_dir).endswith(run.run_id)
+    assert card["wandb"]["project"] == "p" and card["wandb"]["mode"] == "offline"
+    assert card["wandb"]["url"] is None                   # offline: no URL yet
+    assert f"W&B run pilot-wip ({run.run_id}): offline in {run_dir}" in r.stdout
+
+
+def test_wandb_project_without_wandb_is_one_line_before_training(car, synth_tub, run,
+                                                                 tmp_path):
+    """A package named wandb that cannot be imported, first on PYTHONPATH,
+    stands in for a machine without wandb."""
+    fake = tmp_path / "site" / "wandb"
+    fake.mkdir(parents=True)
+    (fake / "__init__.py").write_text(
+        "raise ModuleNotFoundError(\"No module named 'wandb'\", name='wandb')\n")
+    assert run("make_tub_archive.sh").returncode == 0
+    r = run("local_train.sh", env=wandb_env(tmp_path, PYTHONPATH=str(tmp_path / "site")))
+    assert r.returncode == 1
+    assert one_line_error(r) == (
+        "local_train.sh: WANDB_PROJECT=p asks for W&B tracking but wandb is not "
+        "installed: unset WANDB_PROJECT, or pip install 'robocar-trainer[wandb]'")
+    assert r.stdout == ""                              # not even the tubs were checked
+    assert not (car / "models").exists() or not os.listdir(car / "models")
+
+
+def test_without_wandb_project_nothing_imports_wandb(tmp_path):
+    """Every module of the job and every tracking hook, with WANDB_PROJECT
+    unset and a wandb that fails on import first on the path."""
+    fake = tmp_path / "wandb"
+    fake.mkdir()
+    (fake / "__init__.py").write_text("raise ImportError('wandb was imported')\n")
+    code = (
+        "import sys\n"
+        "import trainer.task, trainer.training, trainer.submit\n"
+        "from trainer import tracking\n"
+        "tracker = tracking.start('pilot-x')\n"
+        "card = {'best_val_loss': 0.1}\n"
+        "with tracker:\n"
+        "    tracker.inputs(None, [{'uri': 'wip.tgz'}], 'linear', None)\n"
+        "    tracker.history({'loss': [1.0], 'val_loss': [0.5]})\n"
+        "    tracker.results(card)\n"
+        "    tracker.model('pilot-x', ['x.h5'], card, ['models/x.h5'])\n"
+        "assert card == {'best_val_loss': 0.1}, card\n"
+        "assert 'wandb' not in sys.modules\n"
+        "assert tracking.job_env() == {}\n")
+    env = script_env(PYTHONPATH=os.pathsep.join([str(tmp_path), ROOT]))
+    r = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+                       text=True, timeout=120)
+    assert r.returncode == 0, r.stderr[-3000:]
+
+
+# -- cloud jobs ------------------------------------------------------------------
+
+DOC = discovery_document("aiplatform", "v1")
+
+
+@pytest.mark.parametrize("mode,secret", [("offline", None), ("online", "wandb-api-key")])
+def test_cloud_job_gets_the_wandb_settings_but_never_the_key(car, run, idle_vertex,
+                                                             mode, secret):
+    (car / "wip.tgz").write_bytes(b"archive")
+    wandb = {"WANDB_PROJECT": "robocar", "WANDB_ENTITY": "team", "WANDB_MODE": mode}
+    if secret:
+        wandb["WANDB_API_KEY_SECRET"] = secret
+    r = run("submit_cloud_train.sh", "-n", env=dict(idle_vertex.env, WANDB_API_KEY=KEY,
+                                                    **wandb))
+    assert r.returncode == 0, r.stderr
+    body = json.loads(r.stdout)
+    assert check(DOC, "GoogleCloudAiplatformV1CustomJob", body) == []
+    env = body["jobSpec"]["workerPoolSpecs"][0]["containerSpec"]["env"]
+    assert {e["name"]: e["value"] for e in env} == {"PYTHONUNBUFFERED": "1", **wandb}
+    assert KEY not in r.stdout + r.stderr and "WANDB_API_KEY\"" not in r.stdout
+    assert idle_vertex.requests == []
+
+
+def test_an_online_cloud_run_without_a_secret_is_refused_before_anything_is_sent(
+        car, run, idle_vertex):
+    (car / "wip.tgz").write_bytes(b"archive")
+    r = run("submit_cloud_train.sh", "-n", env=dict(idle_vertex.env, WANDB_PROJECT="robocar",
+                                                    WANDB_API_KEY=KEY))
+    assert r.returncode == 1 and r.stdout == ""
+    line = one_line_error(r)
+    assert line.startswith("submit_cloud_train.sh: WANDB_PROJECT is set, but a cloud job "
+                           "never gets WANDB_API_KEY")
+    assert "export WANDB_API_KEY_SECRET=wandb-api-key" in line and KEY not in r.stderr
+    assert idle_vertex.requests == []
+
+
+class SecretManager:
+    """Secret Manager's versions.access on 127.0.0.1, holding one secret."""
+
+    def __init__(self, name, value):
+        self.requests = []
+        standin = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self):
+                path = self.path.split("?")[0]
+                standin.requests.append(path)
+                if path == f"/v1/{name}:access":
+                    status, answer = 200, {"name": name, "payload": {
+                        "data": base64.b64encode(value.encode()).decode()}}
+                else:
+                    status, answer = 403, {"error": {
+                        "code": 403, "status": "PERMISSION_DENIED",
+                        "message": "Permission 'secretmanager.versions.access' denied"}}
+                data = json.dumps(answer).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def test_the_job_reads_the_api_key_from_secret_manager(monkeypatch):
+    from trainer import tracking
+    from trainer.errors import UserError
+
+    secrets = SecretManager("projects/robocar-test/secrets/wandb-api-key/versions/latest",
+                            KEY + "\n")
+    try:
+        for name, value in (("CLOUDSDK_API_ENDPOINT_OVERRIDES_SECRETMANAGER", secrets.url),
+                            ("CLOUDSDK_AUTH_DISABLE_CREDENTIALS", "True"),
+                            ("GOOGLE_CLOUD_PROJECT", "robocar-test"),
+                            ("WANDB_API_KEY_SECRET", "wandb-api-key"),
+                            ("WANDB_MODE", "online"), ("WANDB_API_KEY", "")):
+            monkeypatch.setenv(name, value)
+        monkeypatch.delenv("WANDB_API_KEY")
+        tracking.api_key_from_secret()
+        assert os.environ["WANDB_API_KEY"] == KEY
+        assert secrets.requests == ["/v1/projects/robocar-test/secrets/wandb-api-key/"
+                                    "versions/latest:access"]
+        monkeypatch.delenv("WANDB_API_KEY")
+        monkeypatch.setenv("WANDB_API_KEY_SECRET", "projects/robocar-test/secrets/other")
+        with pytest.raises(UserError, match="reading the secret projects/robocar-test/"
+                           "secrets/other/versions/latest failed: HTTP 403 "
+                           "PERMISSION_DENIED"):
+            tracking.api_key_from_secret()
+    finally:
+        secrets.close()
