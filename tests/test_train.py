@@ -102,22 +102,23 @@ def test_the_cars_donkeycar_loads_all_three_formats_and_they_agree(trained_real)
 
 
 def test_tflite_runs_under_ai_edge_litert(trained_real):
-    """ai-edge-litert is the TFLite runtime DonkeyCar 5.4 uses on a Pi."""
-    from ai_edge_litert.interpreter import Interpreter
+    """ai-edge-litert is the TFLite runtime DonkeyCar 5.4 uses on a Pi: with it
+    installed, DonkeyCar's own tflite pilot must pick it and agree with the h5."""
     from donkeycar.config import load_config
+    from donkeycar.parts.interpreter import get_tflite_interpreter
     from donkeycar.utils import get_model_by_type, load_image
 
+    assert get_tflite_interpreter().__module__.startswith("ai_edge_litert")
     car, _ = trained_real
     cfg = load_config(str(car / "config.py"))
     h5 = get_model_by_type("linear", cfg)
     h5.load(str(car / "models" / "pilot-wip.h5"))
-    lite = Interpreter(model_path=str(car / "models" / "pilot-wip.tflite"))
-    run = lite.get_signature_runner()
+    lite = get_model_by_type("tflite_linear", cfg)
+    lite.load(str(car / "models" / "pilot-wip.tflite"))
     for i in (10, 640):
         img = load_image(str(car.parent / "data-away" / "images" /
                              f"{i}_cam_image_array_.jpg"), cfg)
-        out = run(img_in=(img.astype(np.float32) / 255.0)[None])
-        got = np.array([out["n_outputs0"].ravel()[0], out["n_outputs1"].ravel()[0]])
+        got = np.array(lite.run(img), dtype=np.float64)
         assert np.abs(got - np.array(h5.run(img), dtype=np.float64)).max() <= 1e-3
 
 
