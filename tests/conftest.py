@@ -81,6 +81,24 @@ def synth_tub(car):
     return car / "data"
 
 
+def tar_bytes(entries):
+    """A gzip tar of ENTRIES: (TarInfo attributes, bytes or None), for
+    archives no honest tool would write (links, devices, '..')."""
+    import io
+    import tarfile
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
+        for attrs, data in entries:
+            attrs = dict(attrs)
+            info = tarfile.TarInfo(attrs.pop("name"))
+            for key, value in attrs.items():
+                setattr(info, key, value)
+            if data is not None:
+                info.size = len(data)
+            tar.addfile(info, io.BytesIO(data) if data is not None else None)
+    return buf.getvalue()
+
+
 def write_legacy_archive(path, car, tub):
     """An archive in the original robocar-gcp-trainer layout: the tub's files
     at the root beside config.py and myconfig.py."""

@@ -1,11 +1,10 @@
 """deflate_tub_archive.sh: safe extraction that never clobbers."""
-import io
 import os
 import tarfile
 
 import pytest
 
-from conftest import one_line_error, write_legacy_archive
+from conftest import one_line_error, tar_bytes, write_legacy_archive
 
 
 @pytest.fixture
@@ -48,16 +47,7 @@ def test_refuses_to_overwrite_without_f(car, archive, run):
 
 
 def _tar(path, entries):
-    """entries: (TarInfo-kwargs, bytes-or-None)."""
-    with tarfile.open(path, "w:gz") as tar:
-        for kwargs, data in entries:
-            kwargs = dict(kwargs)
-            info = tarfile.TarInfo(kwargs.pop("name"))
-            for k, v in kwargs.items():
-                setattr(info, k, v)
-            if data is not None:
-                info.size = len(data)
-            tar.addfile(info, io.BytesIO(data) if data is not None else None)
+    path.write_bytes(tar_bytes(entries))
     return path
 
 

@@ -37,7 +37,6 @@ Rows that would train fail before training. Cases not built here, and why:
 import functools
 import gzip
 import hashlib
-import io
 import json
 import os
 import re
@@ -53,7 +52,7 @@ from pathlib import Path
 from typing import Callable, Optional
 
 import pytest
-from conftest import ROOT, SCRIPTS, script_env, write_synth_tub
+from conftest import ROOT, SCRIPTS, script_env, tar_bytes, write_synth_tub
 from faultproxy import FaultProxy
 from fixtures_gcs import DEADLINE as GCS_DEADLINE
 from fixtures_gcs import free_port
@@ -214,21 +213,6 @@ def broken_myconfig(ctx):
 def precious_archive(ctx):
     tub(ctx)
     (ctx.car / "wip.tgz").write_bytes(b"precious")
-
-
-def tar_bytes(entries):
-    """A gzip tar of ENTRIES: (TarInfo attributes, bytes or None)."""
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
-        for attrs, data in entries:
-            attrs = dict(attrs)
-            info = tarfile.TarInfo(attrs.pop("name"))
-            for key, value in attrs.items():
-                setattr(info, key, value)
-            if data is not None:
-                info.size = len(data)
-            tar.addfile(info, io.BytesIO(data) if data is not None else None)
-    return buf.getvalue()
 
 
 CONFIG = ({"name": "config.py"}, b"IMAGE_W = 160\n")
