@@ -26,6 +26,8 @@ setup(
         # DonkeyCar imports moviepy.editor, which moviepy 2 removed.
         "moviepy<2",
         "tqdm",
+        # gzip in a second thread for make_tub_archive.sh (ISA-L, pigz-like)
+        "isal>=1.6",
         "matplotlib",
     ],
     extras_require={

@@ -365,6 +365,16 @@ def extracting(ctx):
     return False
 
 
+def train_extracting(ctx):
+    """Frames are arriving in the training job's folder (in $TMPDIR), where its
+    extraction process writes them while TensorFlow starts."""
+    for images in (ctx.tmp / "tmp").glob("robocar-train-*/archive-0/data/images"):
+        with os.scandir(images) as it:
+            if any(True for _ in it):
+                return True
+    return False
+
+
 def downloading(ctx):
     """The download's temporary file (.big.h5.XXXX) is being written."""
     if _has_bytes(ctx.car / "models", ".big.h5.*"):
@@ -489,6 +499,9 @@ ROWS = [
       r"STEERING_BUCKET_NAME=my-robocar-bucket$"),
     *[R(f"train:{kind}", bad_archive(kind), ("local_train.sh",), 1, ARCHIVE_SAYS[kind])
       for kind in BAD_ARCHIVES],
+    # the extraction process is stopped too: nothing is left in $TMPDIR
+    R("train:ctrl-c-while-extracting", big_archive, ("local_train.sh", "-a", "big.tgz"),
+      130, INTERRUPTED.format(re.escape("local_train.sh")), interrupt=train_extracting),
     R("train:model-exists-without-f", trained_model_exists, ("local_train.sh",), 1,
       r"\./models/pilot-wip\.h5 already exists: pass -f to replace the model, or -m "
       r"NAME to train another$"),

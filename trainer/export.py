@@ -1,7 +1,7 @@
 """Exports of a trained .h5: .tflite (DonkeyCar's converter), .onnx (tf2onnx).
 
     export_tflite("models/x.h5", "models/x.tflite")
-    export_onnx("models/x.h5", "models/x.onnx")
+    export_onnx(model, "models/x.onnx")    # model: the loaded Keras model
 
 Keras 2 (DonkeyCar 5.3) and Keras 3 (5.4) write different .h5 files; a
 Keras 3 file loads with `keras`, a Keras 2 one with `tf.keras`.
@@ -46,10 +46,10 @@ def export_tflite(h5, out):
     keras_model_to_tflite(h5, out)
 
 
-def export_onnx(h5, out):
+def export_onnx(model, out):
+    """Convert the Keras MODEL (the h5 pilot's, loaded once) to ONNX at OUT."""
     import tf2onnx
 
-    model = load_keras(h5)
     spec = tuple(tf.TensorSpec(i.shape, tf.float32, name=i.name.split(":")[0])
                  for i in model.inputs)
     tf2onnx.convert.from_keras(model, input_signature=spec, opset=ONNX_OPSET,

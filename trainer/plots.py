@@ -1,21 +1,25 @@
 """The two pictures a training run leaves: loss per epoch, and predicted
 against driven steering on the evaluation frames."""
-import matplotlib
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
+from trainer.storage import atomic_path
 
-from trainer.storage import atomic_path  # noqa: E402
+
+def _figure(size):
+    """A figure drawn by Agg alone: no pyplot, no GUI backend, nothing global."""
+    fig = Figure(figsize=size)
+    FigureCanvasAgg(fig)
+    return fig, fig.subplots()
 
 
 def _save(fig, path):
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png", dpi=100)
-    plt.close(fig)
 
 
 def loss_plot(history, title, path):
-    fig, ax = plt.subplots(figsize=(6, 4))
+    fig, ax = _figure((6, 4))
     epochs = range(1, len(history.get("loss", [])) + 1)
     ax.plot(epochs, history.get("loss", []), marker="o", label="train loss")
     ax.plot(epochs, history.get("val_loss", []), marker="o", label="validation loss")
@@ -26,7 +30,7 @@ def loss_plot(history, title, path):
 
 
 def prediction_plot(driven, predictions, title, path):
-    fig, ax = plt.subplots(figsize=(9, 4))
+    fig, ax = _figure((9, 4))
     ax.plot(driven[:, 0], color="black", linewidth=2, label="driven")
     for fmt, style in (("h5", "-"), ("tflite", "--"), ("onnx", ":")):
         if fmt in predictions:

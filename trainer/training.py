@@ -1,6 +1,7 @@
 """The training job's steps, in order (task.py parses the arguments):
 
-fetch + extract the archives -> load the bundled config (+ --set) -> check
+fetch the archives -> extract them (in a child, while TensorFlow starts
+here) -> load the bundled config (+ --set) -> check
 the tubs -> DonkeyCar's train() -> .tflite + .onnx -> parity and evaluation
 on real frames -> plots -> model card -> copy every file to the output.
 """
@@ -13,6 +14,7 @@ import time
 
 from trainer import tracking
 from trainer.archive import extract, layout
+from trainer.background import Background, removing
 from trainer.card import now, versions, write_card
 from trainer.config import effective, load_car_config
 from trainer.errors import UserError
@@ -39,6 +41,14 @@ class Steps:
             self.seconds[name] = round(self.seconds.get(name, 0) + time.time() - t, 2)
 
 
+def extract_all(jobs):
+    """Extract each (archive, folder, shown name); returns (seconds, [(config.py
+    path, [tub paths])]). Runs in the Background child."""
+    t = time.time()
+    layouts = [layout(extract(local, into), shown) for local, into, shown in jobs]
+    return round(time.time() - t, 2), layouts
+
+
 def default_model_name(archive_uri):
     stem = parse_uri(archive_uri).name
     for suffix in (".tgz", ".tar.gz"):
@@ -47,22 +57,20 @@ def default_model_name(archive_uri):
     return f"pilot-{stem}"
 
 
-def check_model_type(model_type, cfg):
-    """Build the pilot once: DonkeyCar itself says which types exist."""
-    from trainer.donkey import import_tensorflow
-    import_tensorflow()                 # the first TensorFlow of the job, quietly
-    from donkeycar.utils import get_model_by_type
-
+def check_model_type(model_type):
+    """Types train() cannot train; an unknown one is refused by train() itself
+    (see _train), before any data is read, so no pilot is built twice."""
     if model_type.startswith(("tflite_", "tensorrt_", "fastai_")):
         raise UserError(f"model type {model_type} cannot be trained here: give a "
                         "Keras type such as linear; .tflite is exported anyway")
-    try:
-        return get_model_by_type(model_type, cfg)
-    except ValueError as e:
-        known = str(e).split("supported types are", 1)[-1].split(",")
-        keras = [k.strip() for k in known if not k.strip().startswith(("tflite_", "tensorrt_"))]
-        raise UserError(f"unknown model type {model_type}: use one of "
-                        f"{', '.join(keras)}") from None
+
+
+def _unknown_type(model_type, error):
+    """DonkeyCar's "unknown model type" ValueError, as one line naming the
+    Keras types it lists."""
+    known = str(error).split("supported types are", 1)[-1].split(",")
+    keras = [k.strip() for k in known if not k.strip().startswith(("tflite_", "tensorrt_"))]
+    return UserError(f"unknown model type {model_type}: use one of {', '.join(keras)}")
 
 
 def run(args, storage, say=print):
@@ -85,24 +93,33 @@ def run(args, storage, say=print):
 
 def _run(args, storage, name, outputs, work, start, say, tracker):
     steps = Steps()
-    archives, tub_paths, car = [], [], None
+    archives, jobs = [], []
     for i, uri in enumerate(args.archive):
         with steps("fetch"):
             local = storage.fetch(uri, os.path.join(work, "download"), what="archive")
             archives.append({"uri": uri, "sha256": sha256(local),
                              "bytes": os.path.getsize(local)})
-        with steps("extract"):
-            root = extract(local, os.path.join(work, f"archive-{i}"))
-            config_path, tubs = layout(root, parse_uri(uri).name)
-        car = car or os.path.dirname(config_path)
-        tub_paths += tubs
+        jobs.append((local, os.path.join(work, f"archive-{i}"), parse_uri(uri).name))
+    # Extraction runs in a child while TensorFlow starts here (see background.py).
+    unpacking = Background("extraction", extract_all, jobs)
+    try:
+        with steps("tensorflow_start"):
+            from trainer.donkey import import_tensorflow
+            import_tensorflow()         # the job's one TensorFlow start-up, quietly
+        with steps("extract_wait"):
+            steps.seconds["extract"], layouts = unpacking.result()
+    finally:
+        unpacking.stop()
+    car = os.path.dirname(layouts[0][0])
+    tub_paths = [t for _, tubs in layouts for t in tubs]
     cfg = load_car_config(car, args.set)
     models = os.path.join(work, "models")
     os.makedirs(models)
     cfg.MODELS_PATH = models            # DonkeyCar's model database goes here
+    with open(os.path.join(models, "database.json"), "w") as f:
+        f.write("[]")                   # an empty one: a missing one is a warning
     model_type = args.type or cfg.DEFAULT_MODEL_TYPE
-    with steps("tensorflow_start"):
-        check_model_type(model_type, cfg)
+    check_model_type(model_type)
     tracker.inputs(cfg, archives, model_type, args)
 
     tubs = []
@@ -128,26 +145,28 @@ def _run(args, storage, name, outputs, work, start, say, tracker):
         history = _train(cfg, tub_paths, h5, model_type, transfer)
     tracker.history(history)     # per epoch, after the fact: train() takes no callbacks
 
+    from trainer.evaluate import evaluate, keras_pilot, sample_frames
     from trainer.export import export_onnx, export_tflite
     files = {"h5": h5, "tflite": os.path.join(models, name + ".tflite"),
              "onnx": os.path.join(models, name + ".onnx")}
-    with steps("export"):
-        if not os.path.isfile(files["tflite"]):      # CREATE_TF_LITE was off
-            export_tflite(h5, files["tflite"])
-        export_onnx(h5, files["onnx"])
-
-    from trainer.evaluate import evaluate, sample_frames
-    with steps("evaluate"):
+    with steps("evaluate"):          # the tubs' last use: frames for the checks
         records = [(p, read_records(p)[0]) for p in tub_paths]
         images, driven = sample_frames(records, cfg)
-        result = evaluate(model_type, cfg, files, images, driven)
+    with removing([folder for _, folder, _ in jobs]):
+        with steps("export"):
+            if not os.path.isfile(files["tflite"]):      # CREATE_TF_LITE was off
+                export_tflite(h5, files["tflite"])
+            h5_pilot = keras_pilot(model_type, cfg, h5)  # the .h5 loaded once, for both
+            export_onnx(h5_pilot.interpreter.model, files["onnx"])
+        with steps("evaluate"):
+            result = evaluate(model_type, cfg, files, h5_pilot, images, driven)
 
-    from trainer.plots import loss_plot, prediction_plot
-    loss_png = os.path.join(models, name + ".png")
-    pred_png = os.path.join(models, name + ".pred.png")
-    with steps("plots"):
-        loss_plot(history, name, loss_png)
-        prediction_plot(driven, result["predictions"], name, pred_png)
+        from trainer.plots import loss_plot, prediction_plot
+        loss_png = os.path.join(models, name + ".png")
+        pred_png = os.path.join(models, name + ".pred.png")
+        with steps("plots"):
+            loss_plot(history, name, loss_png)
+            prediction_plot(driven, result["predictions"], name, pred_png)
 
     val = [v for v in history.get("val_loss", []) if v == v]
     n_records = sum(t.records for t in tubs)
@@ -190,6 +209,10 @@ def _train(cfg, tub_paths, h5, model_type, transfer):
         history = train(cfg, tub_paths=",".join(tub_paths), model=h5,
                         model_type=model_type, transfer=transfer,
                         comment="robocar-trainer")
+    except ValueError as e:
+        if "supported types are" in str(e):
+            raise _unknown_type(model_type, e) from None
+        raise
     except AssertionError as e:
         if "validation" in str(e):
             raise UserError(f"too few records for one validation batch of "
