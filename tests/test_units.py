@@ -1,4 +1,4 @@
-"""The small parsers of the training job (URIs: test_storage.py)."""
+"""The small parts of the training job (URIs: test_storage.py)."""
 import pytest
 
 from trainer.config import parse_overrides
@@ -19,3 +19,36 @@ def test_overrides_are_python_literals_or_strings():
 def test_default_model_name():
     assert default_model_name("wip.tgz") == "pilot-wip"
     assert default_model_name("gs://b/training/laps.tar.gz") == "pilot-laps"
+
+
+def test_a_killed_extraction_process_is_one_line_not_a_hang():
+    """The job's extraction process (trainer/background.py) dying, e.g. killed
+    for memory, ends the job with one line instead of waiting forever."""
+    import os
+
+    from trainer.background import Background
+    job = Background("extraction", os._exit, 9)
+    try:
+        with pytest.raises(UserError, match=r"^the extraction process died \(exit 9\), "
+                           "perhaps out of memory: free some, or try again$"):
+            job.result()
+    finally:
+        job.stop()
+
+
+def test_the_extraction_process_sends_back_its_result_or_its_error(tmp_path):
+    """What the child returns comes back; an OSError (a full disk, say) comes
+    back whole, with its file name, for the job's error handling."""
+    import os
+
+    from trainer.background import Background
+    (tmp_path / "frame.jpg").write_bytes(b"")
+    ok = Background("extraction", os.listdir, str(tmp_path))
+    assert ok.result() == ["frame.jpg"]
+    ok.stop()
+    missing = tmp_path / "gone" / "x"
+    bad = Background("extraction", os.mkdir, str(missing))
+    with pytest.raises(FileNotFoundError) as e:
+        bad.result()
+    bad.stop()
+    assert e.value.filename == str(missing)
