@@ -7,7 +7,7 @@ Python, so threads would take turns on the GIL, and a process overlaps them
 
     job = Background("extraction", extract_all, [(archive, folder)])
     import_tensorflow()
-    seconds = job.result()    # re-raises the child's exception; UserError stays one
+    value = job.result()      # extract_all's return; or the child's exception, raised
     job.stop()                # in a finally: a child still running is ended
 
 The child is forked before TensorFlow loads (spawned where fork is missing),
