@@ -9,19 +9,55 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
-SCRIPTS := $(wildcard *.sh) lib/common.sh lib/demo.sh
+SCRIPTS := $(wildcard *.sh lib/*.sh)
 
 # archive -> train -> export -> the car's runtime loads it: run again per generation
 # (tracking too: each Python gets another wandb, see setup.py)
-INTEGRATION := tests/test_train.py tests/test_legacy.py tests/test_tracking.py
+INTEGRATION := tests/test_train.py tests/test_legacy.py tests/test_tracking.py \
+	tests/test_car.py tests/test_light_install.py
 
 .PHONY: install demo test integration lint bench clean
 install: $(STAMP)
 
 $(STAMP): setup.py
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[test,wandb]'
+	$(PY) -m pip install --quiet --disable-pip-version-check $(LOCK:%=-c %) -e '.[train,test,wandb]'
 	touch $(STAMP)
+
+# The versions the tests passed with: the lock of the generation this Python
+# installs (setup.py's markers), as constraints when there is one.
+PYVER := $(shell $(PYTHON) -c 'import sys; print("%d.%d" % sys.version_info[:2])' 2>/dev/null)
+GEN_3.11 := 5.3
+GEN_3.12 := 5.4
+LOCK := $(wildcard locks/dk$(GEN_$(PYVER)).txt)
+$(STAMP): $(LOCK)
+
+# Rewrite the lock files from the environments the tests ran in (.venv, and
+# .venv-py312 for DonkeyCar 5.4 when it exists), the toolkit itself left out.
+# To move to newer versions: remove the lock and the environment, then
+# make install, make test, make lock.
+lock:
+	mkdir -p locks
+	set -e; for venv in $(VENV) .venv-py312; do \
+	  [ -x $$venv/bin/python ] || continue; \
+	  gen=$$($$venv/bin/python -c 'import importlib.metadata as m; print(*m.version("donkeycar").split(".")[:2], sep=".")'); \
+	  python=$$($$venv/bin/python -c 'import platform; print(platform.python_version())'); \
+	  $$venv/bin/python -m pip freeze --exclude-editable > locks/.freeze; \
+	  { echo "# DonkeyCar $$gen on Python $$python: written by make lock from $$venv (pip freeze)."; \
+	    echo "# Constraints for setup.py's dependencies in the image (Dockerfile) and make install."; \
+	    grep -v -i '^robocar-trainer==' locks/.freeze; \
+	  } > locks/dk$$gen.txt; \
+	  rm locks/.freeze; \
+	  echo "locks/dk$$gen.txt: from $$venv"; \
+	done
+
+# The cloud jobs' image, built on this machine as robocar-trainer:dk5.3
+# (make image DONKEYCAR=5.4 for the other generation); see docs/image.md.
+DONKEYCAR ?= 5.3
+image:
+	bash lib/local_image.sh -d $(DONKEYCAR)
+
+.PHONY: lock image
 
 demo: install
 	TRAINER_PYTHON=$(abspath $(PY)) bash lib/demo.sh demo-car

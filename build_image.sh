@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Summary: build the training image of a DonkeyCar generation with Cloud Build
-# Usage: build_image.sh [-d 5.3|5.4] [-t IMAGE_URI] [-n]
+# Usage: build_image.sh [-d 5.3|5.4] [-i IMAGE_URI] [-n]
 #
 # Sends the toolkit (this folder, less what .gcloudignore leaves out) to
 # Cloud Build, which builds ./Dockerfile as cloudbuild.yaml says and pushes
@@ -10,31 +10,21 @@
 # there loads on a car running that DonkeyCar. Build again after changing
 # the toolkit or setup.py. A build takes 10-20 minutes.
 #
-#   -d 5.3|5.4    the DonkeyCar generation (default: the DonkeyCar installed
-#                 here): 5.3 is Python 3.11 with TensorFlow 2.15 (Keras 2),
-#                 5.4 is Python 3.12 with TensorFlow 2.19 (Keras 3)
-#   -t IMAGE_URI  the image (default: $TRAINER_IMAGE), an Artifact Registry
-#                 path such as europe-west1-docker.pkg.dev/my-project/robocar/trainer;
-#                 its tag is always dk and the generation (a tag given is replaced)
-#   -n            print the gcloud command instead of running it
-#   -h            print this help
+#   -d, --generation 5.3|5.4  the DonkeyCar generation (default: the DonkeyCar installed
+#                             here): 5.3 is Python 3.11 with TensorFlow 2.15 (Keras 2),
+#                             5.4 is Python 3.12 with TensorFlow 2.19 (Keras 3)
+#   -i, --image IMAGE_URI     the image (default: $TRAINER_IMAGE), an Artifact Registry
+#                             path such as europe-west1-docker.pkg.dev/my-project/robocar/trainer;
+#                             its tag is always dk and the generation (a tag given is replaced)
+#   -n, --dry-run             print the gcloud command instead of running it
+#   -h, --help                print this help
 #
 # Environment: TRAINER_IMAGE; GOOGLE_CLOUD_PROJECT (default: gcloud's project).
 set -euo pipefail
+# This file's real folder, through symlinks (readlink -f is missing on older macOS).
+here=${BASH_SOURCE[0]}
+while [ -L "$here" ]; do l=$(readlink "$here"); case $l in /*) here=$l ;; *) here=$(dirname "$here")/$l ;; esac; done
 # shellcheck source=lib/common.sh
-source "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")/lib/common.sh"
+source "$(dirname "$here")/lib/common.sh"
 
-args=()
-while getopts ':d:t:nh' opt; do
-  case $opt in
-    d) args+=(--generation "$OPTARG") ;;
-    t) args+=(--image "$OPTARG") ;;
-    n) args+=(--dry-run) ;;
-    h) rt_help; exit 0 ;;
-    *) bad_flag "$opt" "$OPTARG" ;;
-  esac
-done
-shift $((OPTIND - 1))
-no_operands "$@"
-
-rt_python_cli image --source "$ROOT" "${args[@]}"
+rt_python_cli image --source "$ROOT" "$@"

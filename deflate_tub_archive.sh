@@ -9,27 +9,15 @@
 # robocar-gcp-trainer (one tub at the root beside the configs) are read too;
 # their tub is restored as DEST/data.
 #
-#   -a ARCHIVE  the archive (default: wip.tgz)
-#   -d DEST     the folder to restore into (default: .)
-#   -f          replace existing tubs and configs
-#   -h          print this help
+#   -a, --archive ARCHIVE  the archive (default: wip.tgz)
+#   -d, --dest DEST        the folder to restore into (default: .)
+#   -f, --force            replace existing tubs and configs
+#   -h, --help             print this help
 set -euo pipefail
+# This file's real folder, through symlinks (readlink -f is missing on older macOS).
+here=${BASH_SOURCE[0]}
+while [ -L "$here" ]; do l=$(readlink "$here"); case $l in /*) here=$l ;; *) here=$(dirname "$here")/$l ;; esac; done
 # shellcheck source=lib/common.sh
-source "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")/lib/common.sh"
+source "$(dirname "$here")/lib/common.sh"
 
-archive=wip.tgz
-dest=.
-force=()
-while getopts ':a:d:fh' opt; do
-  case $opt in
-    a) archive=$OPTARG ;;
-    d) dest=$OPTARG ;;
-    f) force=(--force) ;;
-    h) rt_help; exit 0 ;;
-    *) bad_flag "$opt" "$OPTARG" ;;
-  esac
-done
-shift $((OPTIND - 1))
-no_operands "$@"
-
-rt_python_cli deflate --archive "$archive" --dest "$dest" "${force[@]}"
+rt_python_cli deflate "$@"

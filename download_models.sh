@@ -1,16 +1,27 @@
 #!/usr/bin/env bash
 # Summary: download a trained model's files from gs://$STEERING_BUCKET_NAME/models/
-# Usage: download_models.sh [-m BASENAME] [-d DIR] [-f]
+# Usage: download_models.sh [-m BASENAME] [-d DIR] [-F FORMAT] [-f]
 #
-# Brings every BASENAME.* the bucket holds in models/ (.h5, .tflite, .onnx,
-# .png, .pred.png, .json) into DIR. Each file is written under a temporary
-# name and renamed only when its md5 and crc32c match the bucket's, so an
-# interrupted download (Ctrl-C included) leaves no partial file. A local
-# file identical to the bucket's is left alone; a different one is never
-# replaced without -f. An unknown BASENAME lists the models the bucket has.
-# Where DonkeyCar is installed (on the car), a model whose card names another
-# DonkeyCar generation (5.3, 5.4) than the local one is still downloaded, with
-# a warning on stderr: it may not load here.
+# Reads the model's card (BASENAME.json) first and brings exactly the files
+# it names (.h5, .tflite, .onnx, .png, .pred.png, .frames.npz) into DIR, each
+# checked against the card's sha256. A set without its card, a file the card
+# names but the bucket lacks, or one that differs from its card is refused in
+# one line and nothing is written: files land under a temporary name and are
+# renamed into DIR only when every one is verified (Ctrl-C included, no
+# partial file is left). A local file identical to the card's is left alone;
+# a different one is never replaced without -f. An unknown BASENAME lists
+# the models the bucket has (names shown escaped).
+# -F tflite takes only BASENAME.tflite, the card and the frames file: what a
+# car (a Raspberry Pi) needs, without the 10 MB .h5.
+# On the car (run from the car folder, DonkeyCar installed) it then checks
+# that the model will drive: the card's IMAGE_W/IMAGE_H/IMAGE_DEPTH against
+# the car's config (a difference ends with exit 1, the files kept),
+# transformations, crop settings and model type (warnings), the frames the
+# training job shipped through the car's own DonkeyCar pilot (.tflite for a
+# tflite_* DEFAULT_MODEL_TYPE, else .h5; within 1e-3 of the job's outputs,
+# latency against DRIVE_LOOP_HZ), adds it to models/database.json
+# ('donkey models' lists it) and prints the drive command. A model whose card
+# names another DonkeyCar generation (5.3, 5.4) comes with a warning.
 # Transient network faults are retried for TRAINER_GCS_DEADLINE seconds
 # (default 90).
 #
@@ -18,27 +29,17 @@
 # credentials from GOOGLE_APPLICATION_CREDENTIALS or 'gcloud auth
 # application-default login'; STORAGE_EMULATOR_HOST for an emulator.
 #
-#   -m BASENAME  the model's name (default: pilot-wip)
-#   -d DIR       where the files go (default: ./models)
-#   -f           replace local files that differ from the bucket's
-#   -h           print this help
+#   -m, --model BASENAME  the model's name (default: pilot-wip)
+#   -d, --dest DIR        where the files go (default: ./models)
+#   -F, --format FORMAT   only h5, tflite or onnx, with the card and the frames
+#                         (default: every file the card names)
+#   -f, --force           replace local files that differ from the bucket's
+#   -h, --help            print this help
 set -euo pipefail
+# This file's real folder, through symlinks (readlink -f is missing on older macOS).
+here=${BASH_SOURCE[0]}
+while [ -L "$here" ]; do l=$(readlink "$here"); case $l in /*) here=$l ;; *) here=$(dirname "$here")/$l ;; esac; done
 # shellcheck source=lib/common.sh
-source "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")/lib/common.sh"
+source "$(dirname "$here")/lib/common.sh"
 
-model=pilot-wip
-dest=./models
-force=()
-while getopts ':m:d:fh' opt; do
-  case $opt in
-    m) model=$OPTARG ;;
-    d) dest=$OPTARG ;;
-    f) force=(--force) ;;
-    h) rt_help; exit 0 ;;
-    *) bad_flag "$opt" "$OPTARG" ;;
-  esac
-done
-shift $((OPTIND - 1))
-no_operands "$@"
-
-rt_python_cli download --model "$model" --dest "$dest" "${force[@]}"
+rt_python_cli download "$@"

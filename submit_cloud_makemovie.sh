@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Summary: a movie of a tub with the model's steering and attention, made on Vertex AI
-# Usage: submit_cloud_makemovie.sh [-m MODEL] [-a ARCHIVE] [-s START] [-e END] [-p] [-o OUT] [-d 5.3|5.4] [-M MACHINE] [-g ACCEL[:N]|none] [-S] [-w] [-n] [-f]
+# Usage: submit_cloud_makemovie.sh [-m MODEL] [-a ARCHIVE] [-s START] [-e END] [-p] [-o OUT] [--type TYPE] [-d 5.3|5.4] [-M MACHINE] [-g ACCEL[:N]|none] [-S] [-w] [-n] [-f] [--trust-model-code]
 #
 # Runs the very job local_makemovie.sh runs (python -m trainer.movie, DonkeyCar's
 # own makemovie with the salient map unless -p), as one Vertex AI custom job
@@ -12,55 +12,37 @@
 # to follow it; with -w it follows the job, then downloads the movie to OUT.
 # -S is Spot here: -s is START, as in local_makemovie.sh.
 #
-#   -m MODEL     the .h5 model: path, name or gs:// URI (default: models/pilot-wip.h5)
-#   -a ARCHIVE   the tub archive: path, name or gs:// URI (default: wip.tgz)
-#   -s START     first record (default: 0)
-#   -e END       record to stop before (default: the end of the tub)
-#   -p           plain: no salient map
-#   -o OUT       where -w puts the movie, and its name in movies/ (default:
-#                MODEL's stem .mp4 here, e.g. pilot-wip.mp4); a gs:// URI
-#                puts it there instead of movies/
-#   -d 5.3|5.4   DonkeyCar generation of the image (default: the one in
-#                MODEL's card beside it, MODEL.json, else the DonkeyCar here)
-#   -M MACHINE   machine type (default: n1-standard-8)
-#   -g ACCEL[:N] accelerator type and count (default: NVIDIA_TESLA_T4:1);
-#                -g none for the CPUs only
-#   -S           use a Spot VM: much cheaper, may be preempted
-#   -w           wait: follow the job, then download the movie to OUT
-#   -n           dry run: print the job and the gcloud equivalent, send nothing
-#   -f           replace the movie (bucket and OUT), and a different archive
-#                of the same name in the bucket
-#   -h           print this help
+#   -m, --model MODEL         the .h5 model: path, name or gs:// URI (default: models/pilot-wip.h5)
+#   -a, --archive ARCHIVE     the tub archive: path, name or gs:// URI (default: wip.tgz)
+#   -s, --start START         first record (default: 0)
+#   -e, --end END             record to stop before (default: the end of the tub)
+#   -p, --plain               plain: no salient map
+#   --type TYPE               the model's DonkeyCar type (default: the config's
+#                             DEFAULT_MODEL_TYPE)
+#   -o, --output OUT          where -w puts the movie, and its name in movies/ (default:
+#                             MODEL's stem .mp4 here, e.g. pilot-wip.mp4); a gs:// URI
+#                             puts it there instead of movies/
+#   -d, --generation 5.3|5.4  DonkeyCar generation of the image (default: the one in
+#                             MODEL's card beside it, MODEL.json, else the DonkeyCar here)
+#   -M, --machine MACHINE     machine type (default: n1-standard-8)
+#   -g, --accelerator ACCEL[:N]  accelerator type and count (default: NVIDIA_TESLA_T4:1);
+#                             -g none for the CPUs only
+#   -S, --spot                use a Spot VM: much cheaper, may be preempted
+#   -w, --wait                wait: follow the job, then download the movie to OUT
+#   -n, --dry-run             dry run: print the job and the gcloud equivalent, send nothing
+#   -f, --force               replace the movie (bucket and OUT), and a different archive
+#                             of the same name in the bucket
+#   --trust-model-code        load a MODEL whose Lambda layers run Python code when it
+#                             loads (default: refuse it); only for models you trust
+#   -h, --help                print this help
 #
 # Environment: as submit_cloud_train.sh: REGION, TRAINER_IMAGE,
 # STEERING_BUCKET_NAME, optional JOB_DIR and GOOGLE_CLOUD_PROJECT.
 set -euo pipefail
+# This file's real folder, through symlinks (readlink -f is missing on older macOS).
+here=${BASH_SOURCE[0]}
+while [ -L "$here" ]; do l=$(readlink "$here"); case $l in /*) here=$l ;; *) here=$(dirname "$here")/$l ;; esac; done
 # shellcheck source=lib/common.sh
-source "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")/lib/common.sh"
+source "$(dirname "$here")/lib/common.sh"
 
-args=()
-model=models/pilot-wip.h5
-archive=wip.tgz
-while getopts ':m:a:s:e:po:d:M:g:Swnfh' opt; do
-  case $opt in
-    m) model=$OPTARG ;;
-    a) archive=$OPTARG ;;
-    s) args+=(--start "$OPTARG") ;;
-    e) args+=(--end "$OPTARG") ;;
-    p) args+=(--plain) ;;
-    o) args+=(--output "$OPTARG") ;;
-    d) args+=(--generation "$OPTARG") ;;
-    M) args+=(--machine "$OPTARG") ;;
-    g) args+=(--accelerator "$OPTARG") ;;
-    S) args+=(--spot) ;;
-    w) args+=(--wait) ;;
-    n) args+=(--dry-run) ;;
-    f) args+=(--force) ;;
-    h) rt_help; exit 0 ;;
-    *) bad_flag "$opt" "$OPTARG" ;;
-  esac
-done
-shift $((OPTIND - 1))
-no_operands "$@"
-
-rt_python_cli submit-movie --model "$model" --archive "$archive" "${args[@]}"
+rt_python_cli submit-movie "$@"

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Summary: train an autopilot from a tub archive on a Vertex AI GPU
-# Usage: submit_cloud_train.sh [-a ARCHIVE] [-m NAME] [-t TYPE] [-T TRANSFER] [-o OUT] [-d 5.3|5.4] [-M MACHINE] [-g ACCEL[:N]|none] [-s] [-w] [-n] [-f]
+# Usage: submit_cloud_train.sh [-a ARCHIVE] [-m NAME] [--type TYPE] [-T TRANSFER] [-o OUT] [-c KEY=VALUE]... [-E ARCHIVE] [-d 5.3|5.4] [-M MACHINE] [-g ACCEL[:N]|none] [-S] [-w] [-n] [-f] [--trust-model-code]
 #
 # Runs the very job local_train.sh runs (python -m trainer.task), as one
 # Vertex AI custom job in TRAINER_IMAGE:dk5.3 or :dk5.4 (see build_image.sh),
@@ -13,24 +13,30 @@
 # downloads the model files into ./models; a failed or cancelled job exits 1
 # with its error. Ctrl-C while waiting leaves the job running.
 #
-#   -a ARCHIVE   archive path, name or gs:// URI (default: wip.tgz)
-#   -m NAME      model name (default: pilot-STEM, STEM from the archive name)
-#   -t TYPE      DonkeyCar model type (default: the config's DEFAULT_MODEL_TYPE)
-#   -T TRANSFER  start from this .h5 model's weights (path, name or gs:// URI)
-#   -o OUT       gs:// folder for the model files (default:
-#                gs://$STEERING_BUCKET_NAME/models)
-#   -d 5.3|5.4   the car's DonkeyCar generation, which picks the image (default:
-#                the DonkeyCar installed here); a model trained for one
-#                generation may not load on a car running the other
-#   -M MACHINE   machine type (default: n1-standard-8)
-#   -g ACCEL[:N] accelerator type and count (default: NVIDIA_TESLA_T4:1);
-#                -g none trains on the CPUs only
-#   -s           use a Spot VM: much cheaper, may be preempted
-#   -w           wait: follow the job, then download the models into ./models
-#   -n           dry run: print the job and the gcloud equivalent, send nothing
-#   -f           replace existing model files named NAME (bucket and ./models),
-#                and a different archive of the same name in the bucket
-#   -h           print this help
+#   -a, --archive ARCHIVE     archive path, name or gs:// URI (default: wip.tgz)
+#   -m, --model-name NAME     model name (default: pilot-STEM, STEM from the archive name)
+#   --type TYPE               DonkeyCar model type (default: the config's DEFAULT_MODEL_TYPE)
+#   -T, --transfer TRANSFER   start from this .h5 model's weights (path, name or gs:// URI)
+#   -o, --output OUT          gs:// folder for the model files (default:
+#                             gs://$STEERING_BUCKET_NAME/models)
+#   -c, --set KEY=VALUE       a config value on top of myconfig.py, e.g. -c MAX_EPOCHS=20;
+#                             repeatable
+#   -E, --eval-archive ARCHIVE  evaluate on this archive, whose frames the model never
+#                             trains on (path, name or gs:// URI; uploaded like -a)
+#   -d, --generation 5.3|5.4  the car's DonkeyCar generation, which picks the image (default:
+#                             the DonkeyCar installed here); a model trained for one
+#                             generation may not load on a car running the other
+#   -M, --machine MACHINE     machine type (default: n1-standard-8)
+#   -g, --accelerator ACCEL[:N]  accelerator type and count (default: NVIDIA_TESLA_T4:1);
+#                             -g none trains on the CPUs only
+#   -S, --spot                use a Spot VM: much cheaper, may be preempted
+#   -w, --wait                wait: follow the job, then download the models into ./models
+#   -n, --dry-run             dry run: print the job and the gcloud equivalent, send nothing
+#   -f, --force               replace existing model files named NAME (bucket and ./models),
+#                             and a different archive of the same name in the bucket
+#   --trust-model-code        let -T load a model whose Lambda layers run Python code
+#                             when it loads (default: refuse it); only for models you trust
+#   -h, --help                print this help
 #
 # Environment: REGION (e.g. europe-west1), TRAINER_IMAGE (the image
 # build_image.sh pushed; its tag is replaced by dk5.3 or dk5.4),
@@ -40,32 +46,12 @@
 # application-default login'. With WANDB_PROJECT set, the job logs its run to
 # Weights & Biases: WANDB_PROJECT, WANDB_ENTITY, WANDB_MODE and
 # WANDB_API_KEY_SECRET (the Secret Manager secret holding the API key) are
-# passed to it; WANDB_API_KEY itself never is (README: Experiment tracking).
+# passed to it; WANDB_API_KEY itself never is (docs/tracking.md).
 set -euo pipefail
+# This file's real folder, through symlinks (readlink -f is missing on older macOS).
+here=${BASH_SOURCE[0]}
+while [ -L "$here" ]; do l=$(readlink "$here"); case $l in /*) here=$l ;; *) here=$(dirname "$here")/$l ;; esac; done
 # shellcheck source=lib/common.sh
-source "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")/lib/common.sh"
+source "$(dirname "$here")/lib/common.sh"
 
-args=()
-archive=wip.tgz
-while getopts ':a:m:t:T:o:d:M:g:swnfh' opt; do
-  case $opt in
-    a) archive=$OPTARG ;;
-    m) args+=(--model-name "$OPTARG") ;;
-    t) args+=(--type "$OPTARG") ;;
-    T) args+=(--transfer "$OPTARG") ;;
-    o) args+=(--output "$OPTARG") ;;
-    d) args+=(--generation "$OPTARG") ;;
-    M) args+=(--machine "$OPTARG") ;;
-    g) args+=(--accelerator "$OPTARG") ;;
-    s) args+=(--spot) ;;
-    w) args+=(--wait) ;;
-    n) args+=(--dry-run) ;;
-    f) args+=(--force) ;;
-    h) rt_help; exit 0 ;;
-    *) bad_flag "$opt" "$OPTARG" ;;
-  esac
-done
-shift $((OPTIND - 1))
-no_operands "$@"
-
-rt_python_cli submit --archive "$archive" "${args[@]}"
+rt_python_cli submit "$@"

@@ -1,16 +1,35 @@
 # shellcheck shell=bash
 # Shared by every script at the top of the toolkit; sourced, never run.
 # Scripts reach it through their own real location (they are usually called
-# through symlinks from the car folder), then call rt_init "$@".
+# through symlinks from the car folder), then hand their flags to Python:
+#   rt_python_cli VERB "$@"        python -m trainer.cli VERB ...
+#   rt_python_module MODULE "$@"   python -m MODULE ...
+# -h/--help prints the script's header here; every other flag, and every
+# usage error, is Python's (one parser per script, trainer/errors.py).
 #
 # It provides: PROG (the script's name, prefix of every message), ROOT (the
-# toolkit's folder), PY (the toolkit's Python), die, usage_error, rt_help,
-# and rt_python_cli / rt_python_module to hand over to the Python engine.
+# toolkit's folder), PY (the toolkit's Python), die, rt_help, rt_resolve.
 
-SCRIPT_PATH=$(readlink -f "${BASH_SOURCE[1]}")
+# PATH with its symlinks followed to the real file; readlink -f is missing
+# on older macOS, so the links are followed one at a time (as rbenv does).
+rt_resolve() {
+  local path=$1 link
+  while [ -L "$path" ]; do
+    link=$(readlink "$path")
+    case $link in
+      /*) path=$link ;;
+      *) path=$(dirname "$path")/$link ;;
+    esac
+  done
+  echo "$path"
+}
+
+SCRIPT_PATH=$(rt_resolve "${BASH_SOURCE[1]}")
 PROG=$(basename "$SCRIPT_PATH")
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 export TRAINER_PROG="$PROG"
+TRAINER_USAGE=$(grep '^# Usage:' "$SCRIPT_PATH" | sed 's/^# //')
+export TRAINER_USAGE
 
 # TRACE=1 traces every command with the file and line it came from.
 if [ "${TRACE:-}" = 1 ]; then
@@ -29,27 +48,6 @@ rt_help() {
   sed -n '2,/^[^#]/{/^#/!q;s/^# \{0,1\}//;p;}' "$SCRIPT_PATH"
 }
 
-usage_error() {
-  {
-    echo "$PROG: $*"
-    grep '^# Usage:' "$SCRIPT_PATH" | sed 's/^# //'
-    echo "Run '$PROG -h' for help."
-  } >&2
-  exit 2
-}
-
-# getopts' error cases, in one place: call from the '?' and ':' branches.
-bad_flag() {
-  case "$1" in
-    :) usage_error "-$2 needs a value" ;;
-    *) usage_error "unknown flag -$2" ;;
-  esac
-}
-
-no_operands() {
-  [ "$#" -eq 0 ] || usage_error "unexpected argument '$1' (flags only)"
-}
-
 # The toolkit's Python: $TRAINER_PYTHON, else the toolkit's .venv, else python3.
 rt_find_python() {
   if [ -n "${TRAINER_PYTHON:-}" ]; then
@@ -64,13 +62,27 @@ rt_find_python() {
   export PYTHONPATH="$ROOT${PYTHONPATH:+:$PYTHONPATH}"
 }
 
-# Hand over to `python -m trainer.cli VERB ...` or `python -m MODULE ...`.
+# -h or --help anywhere among the flags prints the header, and nothing runs.
+rt_help_asked() {
+  local arg
+  for arg in "$@"; do
+    case $arg in
+      -h | --help) rt_help; exit 0 ;;
+      --) return ;;
+    esac
+  done
+}
+
+# Hand over to `python -m trainer.cli VERB ...` or `python -m MODULE ...`,
+# through trainer.launch: a package missing from $PY is one line too.
 rt_python_cli() {
+  rt_help_asked "${@:2}"
   rt_find_python
-  exec "$PY" -m trainer.cli "$@"
+  exec "$PY" -m trainer.launch trainer.cli "$@"
 }
 
 rt_python_module() {
+  rt_help_asked "${@:2}"
   rt_find_python
-  exec "$PY" -m "$@"
+  exec "$PY" -m trainer.launch "$@"
 }

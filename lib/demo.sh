@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Summary: the README's demo, run by `make demo`
+# Summary: the demo of the README, run by `make demo`
 # Usage: lib/demo.sh CAR_FOLDER
 #
 # Makes a car folder with DonkeyCar's own `donkey createcar`, records a
@@ -7,7 +7,7 @@
 # ./make_tub_archive.sh and ./local_train.sh there, as a user would.
 set -euo pipefail
 # shellcheck source=lib/common.sh
-source "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")/common.sh"
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 rt_find_python
 
 car=${1:?usage: lib/demo.sh CAR_FOLDER}

@@ -1,11 +1,13 @@
 """Shared fixtures: a real car folder made by `donkey createcar` with the
 scripts symlinked in, tubs written by DonkeyCar's own Tub, the real tub from
-../shared, and a helper that runs a script as a user would.
+../shared, a helper that runs a script as a user would, and the runner of
+the hardening rows (tests/hardening.py) with its stock inputs.
 
     def test_x(car, synth_tub, run):
         r = run("make_tub_archive.sh")
         assert r.returncode == 0, r.stderr
 """
+import functools
 import json
 import os
 import shutil
@@ -79,6 +81,39 @@ def synth_tub(car):
     shutil.rmtree(car / "data")
     write_synth_tub(car / "data")
     return car / "data"
+
+
+def write_v1_tub(path, records=200):
+    """A Tub v1 (DonkeyCar 3) written by DonkeyCar's own legacy writer."""
+    import numpy as np
+    from donkeycar.parts.datastore import TubWriter
+
+    from trainer.synthtub import frame
+    rng = np.random.default_rng(1)
+    w = TubWriter(str(path), inputs=["cam/image_array", "user/angle", "user/throttle",
+                                     "user/mode"],
+                  types=["image_array", "float", "float", "str"])
+    for i in range(records):
+        angle = float(np.sin(i / 15.0))
+        w.run(frame(angle, 160, 120, rng), angle, 0.5, "user")
+    return path
+
+
+def save_model(path, width=160, height=120):
+    """A real DonkeyCar linear model (untrained) taking WIDTHxHEIGHT frames."""
+    from donkeycar.config import Config
+    from donkeycar.utils import get_model_by_type
+    cfg = Config()
+    cfg.IMAGE_W, cfg.IMAGE_H, cfg.IMAGE_DEPTH = width, height, 3
+    get_model_by_type("linear", cfg).interpreter.model.save(str(path))
+    return path
+
+
+def frames(path):
+    """(fps, [frames]) of a movie file."""
+    import imageio.v2 as iio
+    reader = iio.get_reader(str(path))
+    return reader.get_meta_data()["fps"], [f for f in reader]
 
 
 def tar_bytes(entries):
@@ -155,6 +190,21 @@ def one_line_error(result):
     lines = [ln for ln in result.stderr.splitlines() if ln.strip()]
     assert lines, "expected a message on stderr"
     return lines[-1]
+
+
+@pytest.fixture(scope="session")
+def stock(tmp_path_factory, car_template):
+    """The hardening rows' stock tubs, archives and model, each made once."""
+    from hardening import Stock
+    return Stock(tmp_path_factory.mktemp("stock"), car_template)
+
+
+@pytest.fixture
+def harden(car, tmp_path, stock, request):
+    """harden(row): run one hardening row (tests/hardening.py) from CAR in this
+    test's folder and check all it promises."""
+    from hardening import run_row
+    return functools.partial(run_row, car=car, tmp=tmp_path, stock=stock, request=request)
 
 
 def pytest_report_header(config):

@@ -15,15 +15,25 @@ except that:
   half of its body, then the connection is closed;
 - every CORRUPT_EVERY-th download has one byte of its body flipped, and with
   CORRUPT_UPLOADS every upload request body too;
-- THROTTLE seconds pass between 64 KiB pieces of a download body.
+- THROTTLE seconds pass between 64 KiB pieces of a download body;
+- with PRECONDITIONS, an upload or delete carrying ifGenerationMatch=N is
+  answered 412, as Cloud Storage does, unless the object's generation (0:
+  absent), looked up in the emulator, is N: the emulator ignores them;
+- BEFORE_UPLOAD(name), when set, runs before each new upload (a simple or
+  multipart one, or a resumable session's start) is looked at: a test's
+  concurrent writer;
+- after UPLOAD_CHUNKS resumable pieces (PUTs of bytes), every later one is
+  answered 503: an upload cut off until the deadline. upload_ranges lists
+  the Content-Range of every resumable PUT that reached the emulator.
 """
 import http.client
 import http.server
 import json
 import socket
+import re
 import struct
 import threading
-from urllib.parse import urlparse
+from urllib.parse import parse_qs, quote, unquote, urlparse
 
 HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "te", "trailer",
               "upgrade", "proxy-connection", "server", "date"}
@@ -32,11 +42,15 @@ PIECE = 64 << 10
 
 class FaultProxy:
     def __init__(self, upstream, every=3, faults=("503",), cut_every=3,
-                 corrupt_every=0, corrupt_uploads=False, throttle=0.0):
+                 corrupt_every=0, corrupt_uploads=False, throttle=0.0,
+                 preconditions=False, before_upload=None, upload_chunks=None):
         self.upstream = urlparse(upstream)
         self.every, self.faults, self.cut_every = every, tuple(faults), cut_every
         self.corrupt_every, self.throttle = corrupt_every, throttle
         self.corrupt_uploads = corrupt_uploads
+        self.preconditions, self.before_upload = preconditions, before_upload
+        self.upload_chunks = upload_chunks
+        self.upload_ranges, self.refused = [], []     # what came, what got 412
         self.requests = self.downloads = 0
         self.faulted, self.cuts, self.corrupted = [], 0, 0
         self._lock = threading.Lock()
@@ -133,6 +147,8 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 
     def _handle(self):
         body = self._read_body()
+        if self._gate(body):
+            return
         fault = self.owner._next_fault()
         if fault == "reset":
             self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
@@ -181,6 +197,62 @@ class _Handler(http.server.BaseHTTPRequestHandler):
                 time.sleep(self.owner.throttle)
         else:
             self.wfile.write(data)
+
+    def _gate(self, body):
+        """Preconditions, the concurrent writer and the upload cut; True when
+        the request was answered here."""
+        owner, url = self.owner, urlparse(self.path)
+        query = parse_qs(url.query)
+        chunk = self.command == "PUT" and "upload_id" in query and body
+        if chunk:
+            with owner._lock:
+                owner.upload_ranges.append(self.headers.get("Content-Range"))
+                cut = (owner.upload_chunks is not None
+                       and len(owner.upload_ranges) > owner.upload_chunks)
+            if cut:
+                self._answer(503)
+                return True
+        new_upload = (self.command == "POST" and url.path.startswith("/upload/")
+                      and "upload_id" not in query)
+        name = None
+        if new_upload:
+            found = query.get("name") or [m.decode() for m in re.findall(
+                rb'"name":\s*"([^"]*)"', body)[:1]]
+            name = found[0] if found else None
+            if name and owner.before_upload:
+                owner.before_upload(name)
+        elif self.command == "DELETE" and "/o/" in url.path:
+            name = unquote(url.path.split("/o/", 1)[1])
+        wanted = query.get("ifGenerationMatch")
+        if owner.preconditions and wanted and name is not None:
+            bucket = url.path.split("/b/", 1)[1].split("/", 1)[0]
+            if self._generation(bucket, name) != int(wanted[0]):
+                with owner._lock:
+                    owner.refused.append(name)
+                self._answer(412, "At least one of the pre-conditions you "
+                             "specified did not hold.")
+                return True
+        return False
+
+    def _generation(self, bucket, name):
+        up = self.owner.upstream
+        conn = http.client.HTTPConnection(up.hostname, up.port, timeout=60)
+        try:
+            conn.request("GET", f"/storage/v1/b/{bucket}/o/{quote(name, safe='')}")
+            resp = conn.getresponse()
+            data = resp.read()
+        finally:
+            conn.close()
+        return int(json.loads(data)["generation"]) if resp.status == 200 else 0
+
+    def _answer(self, code, message="injected by FaultProxy"):
+        payload = json.dumps({"error": {"code": code, "message": message,
+                                        "errors": []}}).encode()
+        self.send_response(code)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        self.wfile.write(payload)
 
     def _forward(self, body):
         up = self.owner.upstream

@@ -1,10 +1,15 @@
-"""make_tub_archive.sh from a car folder made by `donkey createcar`."""
+"""make_tub_archive.sh from a car folder made by `donkey createcar`; its
+hardening rows (tests/hardening.py) at the end."""
 import json
 import os
 import shutil
+import subprocess
 import tarfile
 
+import pytest
 from conftest import one_line_error, write_synth_tub
+from hardening import (Row, elsewhere, has_bytes, interrupted, row_ids, tub, usage_rows,
+                       with_tub)
 
 
 def members(path):
@@ -141,3 +146,117 @@ def test_no_car_folder_and_missing_tub(car, synth_tub, run, tmp_path):
     r = run("make_tub_archive.sh", "-t", "nowhere")
     assert r.returncode == 1
     assert "nowhere does not exist" in one_line_error(r)
+
+
+# -- hardening rows (tests/hardening.py): the car folder and its tubs -------------------
+
+def secrets(ctx):
+    data = tub(ctx)
+    (data / ".env").write_text("API_KEY=x\n")
+    (data / "car.pem").write_text("-----BEGIN PRIVATE KEY-----\n")
+    (data / "sa.json").write_text(json.dumps(
+        {"type": "service_account", "private_key": "-----BEGIN PRIVATE KEY-----"}))
+
+
+def broken_myconfig(ctx):
+    tub(ctx)
+    with open(ctx.car / "myconfig.py", "a") as f:
+        f.write("\nMAX_EPOCHS = (\n")
+
+
+def precious_archive(ctx):
+    tub(ctx)
+    (ctx.car / "wip.tgz").write_bytes(b"precious")
+
+
+def tiny_disk(ctx):
+    """A 2 MiB filesystem at {tmp}/tiny: the archive (about 6 MB) cannot fit."""
+    tub(ctx, "big_tub")
+    tiny = ctx.tmp / "tiny"
+    tiny.mkdir()
+    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(tiny)],
+                       capture_output=True, text=True)
+    if r.returncode:
+        reason = (f"cannot mount a small tmpfs here ({r.stderr.strip()}): the "
+                  "disk-full row needs root or a container allowed to mount")
+        if os.environ.get("CI"):
+            pytest.fail(reason + "; CI must run it")
+        pytest.skip(reason)
+    ctx.finally_(lambda: subprocess.run(["umount", str(tiny)], check=True))
+
+
+def writing_archive(ctx):
+    """The archive's temporary file (.wip.tgz.XXXX) has bytes in it."""
+    return has_bytes(ctx.car, ".wip.tgz.*")
+
+
+def secrets_skipped(ctx, r):
+    names = members(ctx.car / "wip.tgz")
+    for secret in (".env", "car.pem", "sa.json"):
+        assert f"data/{secret}" not in names
+        assert f"skipped data/{secret}: it looks like a secret" in r.stderr
+    assert "data/manifest.json" in names
+
+
+def archive_made(ctx, r):
+    assert "data/manifest.json" in members(ctx.car / "wip.tgz")
+
+
+ROWS = [
+    *usage_rows("make_tub_archive.sh"),
+    Row("make:outside-a-car-folder", elsewhere, ("make_tub_archive.sh",), 1,
+        r"no config\.py in \S+/elsewhere: run this from your car folder \(made by "
+        r"'donkey createcar'\), e\.g\. cd ~/mycar$"),
+    Row("make:tub-path-missing", with_tub(), ("make_tub_archive.sh", "-t", "nowhere"), 1,
+        r"tub nowhere does not exist: record some laps first, or name your tub with "
+        r"-t PATH$"),
+    Row("make:tub-without-manifest",
+        with_tub(damage=lambda t: os.remove(t / "manifest.json")),
+        ("make_tub_archive.sh",), 1,
+        r"tub data has no manifest\.json: it is not a DonkeyCar tub, or it was copied "
+        r"incompletely; copy it again from the car$"),
+    Row("make:corrupt-catalog-line", with_tub(damage=_corrupt_line),
+        ("make_tub_archive.sh",), 1,
+        r"tub data: catalog_0\.catalog line 6 is not a valid record \(a corrupt catalog "
+        r"line\); delete that line, or copy the tub again from the car$"),
+    Row("make:catalog-and-manifest-disagree", with_tub(damage=_disagree),
+        ("make_tub_archive.sh",), 1,
+        r"tub data: manifest\.json counts 240 live records but the catalogs hold 200; "
+        r"the tub is damaged: copy it again from the car$"),
+    Row("make:empty-tub", with_tub(damage=_empty), ("make_tub_archive.sh",), 1,
+        r"tub data has no live records: drive a few laps to record some, or leave it "
+        r"out$"),
+    Row("make:live-records-without-images", with_tub(damage=_missing_images),
+        ("make_tub_archive.sh",), 1,
+        r"tub data: 3 live records have no image \(first: images/\S+\); mark them "
+        r"deleted in the tub manager of 'donkey ui', or restore the images$"),
+    Row("make:frames-of-another-size-warn", with_tub("small_frames_tub"),
+        ("make_tub_archive.sh",), 0,
+        r"^make_tub_archive\.sh: warning: tub data: frames are 80x60 but the config says "
+        r"IMAGE_W=160, IMAGE_H=120; DonkeyCar will resize every frame",
+        out=r"^wrote wip\.tgz ", warnings=1, changes=("wip.tgz",), then=archive_made),
+    Row("make:legacy-tub-v1-converted", with_tub("v1_tub"), ("make_tub_archive.sh",), 0,
+        None, out=r"^data: legacy Tub v1, 50 records converted to Tub v2 in the archive "
+                  r"\(the folder itself is untouched\)$",
+        changes=("wip.tgz",), then=archive_made),
+    Row("make:secrets-never-packed", secrets, ("make_tub_archive.sh",), 0,
+        r"^make_tub_archive\.sh: warning: skipped data/sa\.json: it looks like a secret "
+        r"\(key or \.env\) and is never packed; keep secrets out of tub folders$",
+        warnings=3, changes=("wip.tgz",), then=secrets_skipped),
+    Row("make:archive-exists-without-f", precious_archive, ("make_tub_archive.sh",), 1,
+        r"wip\.tgz already exists: pass -f to replace it, or -a NAME to write another$"),
+    Row("make:myconfig-does-not-load", broken_myconfig, ("make_tub_archive.sh",), 1,
+        r"config\.py or myconfig\.py fails to load \(SyntaxError: .+\); fix it and run "
+        r"again$"),
+    Row("make:ctrl-c-while-writing", with_tub("big_tub"), ("make_tub_archive.sh",), 130,
+        interrupted("make_tub_archive.sh"), interrupt=writing_archive),
+    Row("make:disk-fills-up", tiny_disk,
+        ("make_tub_archive.sh", "-a", "{tmp}/tiny/wip"), 1,
+        r"no space left on the device while writing wip\.tgz; the partial file was "
+        r"removed: free some space and run again$"),
+]
+
+
+@pytest.mark.parametrize("row", ROWS, ids=row_ids(ROWS))
+def test_hardening(row, harden):
+    harden(row)

@@ -8,8 +8,9 @@ import os
 from conftest import one_line_error
 from fixtures_gcs import md5_hex
 
-OUTPUTS = ["pilot-wip.h5", "pilot-wip.json", "pilot-wip.onnx", "pilot-wip.png",
-           "pilot-wip.pred.png", "pilot-wip.tflite"]
+from trainer import bucket
+
+OUTPUTS = sorted(f"pilot-wip{suffix}" for suffix in bucket.OUTPUTS)
 
 
 def archive_in_bucket_only(car, run, env):

@@ -1,21 +1,25 @@
 """build_image.sh, cloudbuild.yaml and the Dockerfile, checked without Docker
 (none runs here): the gcloud command it runs for each DonkeyCar generation,
 the build Cloud Build would run, what gcloud would upload, and that the
-image installs the toolkit from setup.py at the generation the car runs."""
+image installs the toolkit from setup.py at the generation the car runs;
+build_image.sh's hardening rows (tests/hardening.py) at the end."""
 import ast
 import re
 import shlex
 import subprocess
+from pathlib import Path
 
 import pytest
 import yaml
 from conftest import ROOT, one_line_error, script_env
 from discovery_schema import check
+from hardening import Row, row_ids, usage_rows
 from packaging.requirements import Requirement
 
 from trainer.cloud import discovery_document
-from trainer.donkey import GENERATION
-from trainer.generations import GENERATIONS
+from trainer.generations import GENERATIONS, local
+
+GENERATION = local()
 
 IMAGE = "europe-west1-docker.pkg.dev/my-project/robocar/trainer"
 CONFIG = f"{ROOT}/cloudbuild.yaml"
@@ -37,7 +41,7 @@ def printed(run, *flags, env):
 def test_n_prints_the_cloud_build_command_of_the_generation(run, flags, generation):
     """-d picks the Python (so the DonkeyCar) and the tag; without it, the
     generation of the DonkeyCar installed here."""
-    command = printed(run, "-t", IMAGE + ":v1", *flags,
+    command = printed(run, "-i", IMAGE + ":v1", *flags,
                       env=script_env(GOOGLE_CLOUD_PROJECT="p1"))
     python = GENERATIONS[generation].python
     assert command == [
@@ -46,7 +50,7 @@ def test_n_prints_the_cloud_build_command_of_the_generation(run, flags, generati
         "--project", "p1"]
     env = script_env(TRAINER_IMAGE=IMAGE)
     env.pop("GOOGLE_CLOUD_PROJECT", None)
-    command = printed(run, *flags, env=env)           # -t defaults to $TRAINER_IMAGE
+    command = printed(run, *flags, env=env)           # -i defaults to $TRAINER_IMAGE
     assert command[-1].startswith(f"_IMAGE={IMAGE}:dk{generation},")
 
 
@@ -67,7 +71,7 @@ def substituted(substitutions):
 @pytest.mark.parametrize("generation", GENERATIONS)
 def test_cloud_build_builds_the_dockerfile_for_the_generation_and_pushes_its_tag(
         run, generation):
-    command = printed(run, "-d", generation, "-t", IMAGE, env=script_env())
+    command = printed(run, "-d", generation, "-i", IMAGE, env=script_env())
     config = substituted(command[command.index("--substitutions") + 1])
     # a Build as the Cloud Build API takes it (gcloud sends the file as one)
     assert check(discovery_document("cloudbuild", "v1"), "Build", config) == []
@@ -83,7 +87,7 @@ def test_cloud_build_builds_the_dockerfile_for_the_generation_and_pushes_its_tag
 def test_gcloud_itself_reads_cloudbuild_yaml_as_a_build_config(run, tmp_path):
     """The printed command, run with no account: gcloud parses the config
     before it asks for credentials, so it gets as far as the login."""
-    command = printed(run, "-d", "5.4", "-t", IMAGE, env=script_env())
+    command = printed(run, "-d", "5.4", "-i", IMAGE, env=script_env())
     env = script_env(CLOUDSDK_CONFIG=str(tmp_path / "gcloud"), CLOUDSDK_CORE_PROJECT="p1")
     broken = tmp_path / "broken.yaml"           # first: the check sees a bad config
     broken.write_text(open(CONFIG).read().replace("  - name:", "  - nmae:"))
@@ -99,8 +103,8 @@ def test_gcloud_itself_reads_cloudbuild_yaml_as_a_build_config(run, tmp_path):
 @pytest.mark.parametrize("flags,says", [
     (["-d", "5.5"], "-d 5.5: not a DonkeyCar generation the toolkit builds for: "
                     "use -d 5.3 or -d 5.4"),
-    (["-t", IMAGE + "@sha256:" + "0" * 64], "names one image by its digest"),
-    (["-t", "my image"], "-t my image is not an image"),
+    (["-i", IMAGE + "@sha256:" + "0" * 64], "names one image by its digest"),
+    (["-i", "my image"], "-i my image is not an image"),
 ])
 def test_bad_values_are_one_line(run, flags, says):
     r = run("build_image.sh", "-n", *flags, env=script_env())
@@ -115,7 +119,7 @@ def test_no_image_is_one_line_naming_the_variable(run):
     assert r.returncode == 1
     assert one_line_error(r) == (
         "build_image.sh: TRAINER_IMAGE is not set: export TRAINER_IMAGE=europe-west1-"
-        "docker.pkg.dev/my-project/robocar/trainer, or pass -t IMAGE_URI")
+        "docker.pkg.dev/my-project/robocar/trainer, or pass -i IMAGE_URI")
     r = run("build_image.sh", "-x", env=env)
     assert r.returncode == 2 and "Usage: build_image.sh" in r.stderr
 
@@ -134,13 +138,15 @@ def test_cloud_build_gets_the_dockerfile_and_the_package_only(tmp_path):
     assert leaked == []
 
 
-def setup_requires():
-    """install_requires of setup.py, read without running it."""
+def setup_requires(extra=None):
+    """install_requires of setup.py (or the EXTRA's list), read without running it."""
     tree = ast.parse(open(f"{ROOT}/setup.py").read())
     call = next(n for n in ast.walk(tree) if isinstance(n, ast.Call)
                 and getattr(n.func, "id", "") == "setup")
-    [kw] = [k for k in call.keywords if k.arg == "install_requires"]
-    return [Requirement(r) for r in ast.literal_eval(kw.value)]
+    key = "extras_require" if extra else "install_requires"
+    [kw] = [k for k in call.keywords if k.arg == key]
+    value = ast.literal_eval(kw.value)
+    return [Requirement(r) for r in (value[extra] if extra else value)]
 
 
 @pytest.mark.parametrize("generation", GENERATIONS)
@@ -155,17 +161,24 @@ def test_the_image_installs_the_toolkit_from_setup_py_for_each_generation(genera
     assert arg.group(1) == GENERATIONS["5.3"].python      # a bare `docker build`: 5.3
     assert re.search(r"^COPY setup\.py ", text, re.M)
     assert re.search(r"^COPY trainer/ trainer/$", text, re.M)
-    install = re.search(r"^RUN pip install (.*?)[\s\\]*&&", text, re.M | re.S).group(1)
+    # The dependencies, pinned by the generation's lock, in a layer before the
+    # toolkit's own code; the toolkit itself after COPY trainer/, no deps.
+    install = re.search(r"&& pip install (.*?)[\s\\]*&&", text, re.M | re.S).group(1)
     packages = shlex.split(install.replace("\\\n", " "))
-    # setup.py is the one list of dependencies; its wandb extra lets a job
-    # track its run when submit_cloud_train.sh passes WANDB_PROJECT
-    assert packages[0] == ".[wandb]"
+    assert packages[:2] == ["-c", "locks/dk${DONKEYCAR}.txt"]
+    assert (Path(ROOT) / "locks" / f"dk{generation}.txt").is_file()
+    packages = packages[2:]
+    # setup.py is the one list of dependencies: its train extra, and wandb so a
+    # job tracks its run when submit_cloud_train.sh passes WANDB_PROJECT
+    assert packages[0] == ".[train,wandb]"
+    assert text.index("COPY trainer/ trainer/") < text.index("RUN pip install --no-deps .")
+    assert text.index(".[train,wandb]") < text.index("COPY trainer/ trainer/")
     python = GENERATIONS[generation].python
     marker_env = {"python_version": python, "python_full_version": python + ".0"}
     extra = [r for r in map(Requirement, packages[1:])
              if r.marker is None or r.marker.evaluate(marker_env)]
     assert [(r.name, r.extras) for r in extra] == [("tensorflow", {"and-cuda"})]
-    [donkey] = [r for r in setup_requires() if r.name == "donkeycar"
+    [donkey] = [r for r in setup_requires("train") if r.name == "donkeycar"
                 and (r.marker is None or r.marker.evaluate(marker_env))]
     assert str(donkey.specifier) == f"=={generation}.*", donkey
     assert str(extra[0].specifier) == f"=={GENERATIONS[generation].tensorflow}"
@@ -178,3 +191,18 @@ def test_the_image_installs_the_toolkit_from_setup_py_for_each_generation(genera
     assert '"$generation" != "$DONKEYCAR"' in text and "exit 1" in text
     # the job states its command; the image's own default only prints the help
     assert re.search(r'^CMD \["python", "-m", "trainer.task", "--help"\]$', text, re.M)
+
+
+# -- hardening rows (tests/hardening.py) ---------------------------------------------
+
+ROWS = [
+    *usage_rows("build_image.sh"),
+    Row("image:no-TRAINER_IMAGE", None, ("build_image.sh",), 1,
+        r"TRAINER_IMAGE is not set: export TRAINER_IMAGE=europe-west1-docker\.pkg\.dev/"
+        r"my-project/robocar/trainer, or pass -i IMAGE_URI$"),
+]
+
+
+@pytest.mark.parametrize("row", ROWS, ids=row_ids(ROWS))
+def test_hardening(row, harden):
+    harden(row)

@@ -1,10 +1,14 @@
-"""deflate_tub_archive.sh: safe extraction that never clobbers."""
+"""deflate_tub_archive.sh: safe extraction that never clobbers; its
+hardening rows (tests/hardening.py) at the end."""
 import os
+import shutil
 import tarfile
 
 import pytest
 
 from conftest import one_line_error, tar_bytes, write_legacy_archive
+from hardening import (ARCHIVE_SAYS, BAD_ARCHIVES, Row, bad_archive, big_archive,
+                       good_archive, has_entries, interrupted, row_ids, usage_rows)
 
 
 @pytest.fixture
@@ -102,3 +106,44 @@ def test_legacy_layout_is_restored_into_data(car, synth_tub, run, tmp_path):
     r = run("deflate_tub_archive.sh", "-a", legacy, "-d", dest)
     assert r.returncode == 0, r.stderr
     assert tree(dest / "data") == tree(synth_tub)
+
+
+# -- hardening rows (tests/hardening.py): archives missing, damaged or unsafe; nothing
+# clobbered -----------------------------------------------------------------------------
+
+def a_tub_in_the_way(ctx):
+    good_archive(ctx)
+    shutil.copytree(ctx.stock.tub, ctx.tmp / "other" / "data")
+
+
+def extracting(ctx):
+    """Frames are arriving in the staging folder of the restore."""
+    return has_entries(ctx.tmp / "restored", ".deflate-*/data/images")
+
+
+ROWS = [
+    *usage_rows("deflate_tub_archive.sh"),
+    Row("deflate:archive-missing", None, ("deflate_tub_archive.sh",), 1,
+        r"archive wip\.tgz not found: make one with \./make_tub_archive\.sh, or pass "
+        r"-a PATH$"),
+    # into a new folder: it is not left behind either
+    Row("deflate:truncated", bad_archive("truncated"),
+        ("deflate_tub_archive.sh", "-d", "{tmp}/restored/car"), 1,
+        ARCHIVE_SAYS["truncated"]),
+    *[Row(f"deflate:{kind}", bad_archive(kind), ("deflate_tub_archive.sh",), 1,
+          ARCHIVE_SAYS[kind]) for kind in BAD_ARCHIVES if kind != "truncated"],
+    Row("deflate:configs-exist-without-f", good_archive, ("deflate_tub_archive.sh",), 1,
+        r"\./config\.py already exists: pass -f to replace it, or -d an empty folder$"),
+    Row("deflate:tub-exists-without-f", a_tub_in_the_way,
+        ("deflate_tub_archive.sh", "-d", "../other"), 1,
+        r"\.\./other/data already exists: pass -f to replace it, or -d an empty "
+        r"folder$"),
+    Row("deflate:ctrl-c-while-extracting", big_archive,
+        ("deflate_tub_archive.sh", "-a", "big.tgz", "-d", "{tmp}/restored"), 130,
+        interrupted("deflate_tub_archive.sh"), interrupt=extracting),
+]
+
+
+@pytest.mark.parametrize("row", ROWS, ids=row_ids(ROWS))
+def test_hardening(row, harden):
+    harden(row)

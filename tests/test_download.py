@@ -1,5 +1,8 @@
 """download_models.sh against a real storage emulator, run as a user would;
-also its warning when the model's DonkeyCar generation is not the one here."""
+also its warning when the model's DonkeyCar generation is not the one here;
+its hardening rows (tests/hardening.py) at the end."""
+import hashlib
+import json
 import os
 import pty
 import signal
@@ -7,32 +10,42 @@ import subprocess
 import threading
 import time
 
-import json
-
 import pytest
 from conftest import ROOT, one_line_error, script_env
 from faultproxy import FaultProxy
 from fixtures_gcs import free_port
+from hardening import (NO_BUCKET_VAR, NO_SUCH_BUCKET, Row, bucket, ctrl_c_as_in_a_terminal,
+                       has_bytes, interrupted, row_ids, usage_rows, wait_until)
 
-from trainer.donkey import GENERATION
-from trainer.generations import GENERATIONS
+from trainer.bucket import OUTPUTS
+from trainer.generations import GENERATIONS, local
 
-FILES = ["pilot-wip.h5", "pilot-wip.json", "pilot-wip.onnx", "pilot-wip.png",
-         "pilot-wip.pred.png", "pilot-wip.tflite"]
+GENERATION = local()
+
+FILES = sorted(f"pilot-wip{suffix}" for suffix in OUTPUTS)
 
 
 @pytest.fixture
 def models(gcs):
-    """The bucket's models/: pilot-wip's six files, and two other models
-    whose names start alike."""
-    content = {}
-    for name in FILES:
-        content[name] = os.urandom(50_000)
-        gcs.put(f"models/{name}", content[name])
-    gcs.put("models/pilot-old.h5", b"old")
-    gcs.put("models/pilot-old.json", b"{}")
+    """The bucket's models/: pilot-wip's seven files (the card naming the
+    others), and two other models whose names start alike."""
+    content = {name: os.urandom(50_000) for name in FILES if not name.endswith(".json")}
+    content["pilot-wip.json"] = put_model(gcs, "pilot-wip", content)
+    put_model(gcs, "pilot-old", {"pilot-old.h5": b"old"})
     gcs.put("models/pilot-wip-2.h5", b"another model")
     return content
+
+
+def put_model(gcs, name, files, **card):
+    """FILES ({file name: bytes}) in models/, then NAME's card naming them;
+    returns the card's bytes."""
+    for file, data in files.items():
+        gcs.put(f"models/{file}", data)
+    card = json.dumps({"name": name, **card, "files": {
+        f: {"sha256": hashlib.sha256(d).hexdigest(), "bytes": len(d)}
+        for f, d in files.items()}}).encode()
+    gcs.put(f"models/{name}.json", card)
+    return card
 
 
 def listing(folder):
@@ -55,7 +68,7 @@ def test_download_verifies_keeps_refuses_and_restores(tmp_path, run, gcs, models
     r = run("download_models.sh", "-m", "pilot-wip", cwd=here, env=gcs.env)
     assert r.returncode == 0, r.stderr
     assert listing(here / "models") == before    # not even rewritten
-    assert "6 already identical" in r.stdout
+    assert "7 already identical" in r.stdout
 
     tampered = b"edited by hand"
     (here / "models" / "pilot-wip.h5").write_bytes(tampered)
@@ -108,28 +121,41 @@ def test_another_folder_with_d(tmp_path, run, gcs, models):
                                                                 "pilot-old.json"]
 
 
+def put_big_model(gcs):
+    """models/big.h5 (4 MiB) in the bucket, with a card naming it."""
+    put_model(gcs, "big", {"big.h5": os.urandom(4 << 20)})
+
+
+def well_into_the_body(models):
+    """The temporary file of big.h5 under MODELS holds a quarter of it."""
+    return has_bytes(models, "**/.big.h5*", at_least=1 << 20)
+
+
 def test_ctrl_c_during_a_download_leaves_no_partial_file(tmp_path, gcs):
-    gcs.put("models/big.h5", os.urandom(4 << 20))
+    put_big_model(gcs)
     with FaultProxy(gcs.url, every=0, cut_every=0, throttle=0.05) as slow:
         env = {**gcs.env, "STORAGE_EMULATOR_HOST": slow.url}
         proc = subprocess.Popen([os.path.join(ROOT, "download_models.sh"), "-m", "big"],
                                 cwd=tmp_path, env=env, stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE, text=True)
+                                stderr=subprocess.PIPE, text=True,
+                                preexec_fn=ctrl_c_as_in_a_terminal)
         folder = tmp_path / "models"
-        deadline = time.monotonic() + 30
-        while not (folder.is_dir() and os.listdir(folder)):   # the temporary file
-            assert proc.poll() is None and time.monotonic() < deadline, proc.stderr.read()
-            time.sleep(0.05)
-        time.sleep(0.3)                                       # well into the body
-        proc.send_signal(signal.SIGINT)
-        out, err = proc.communicate(timeout=30)
+        try:
+            wait_until(lambda: well_into_the_body(folder),
+                       "the download's temporary file held 1 MiB", proc, timeout=30)
+            os.killpg(proc.pid, signal.SIGINT)          # what Ctrl-C in a terminal does
+            out, err = proc.communicate(timeout=30)
+        finally:
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
     assert proc.returncode == 130, err
     assert "Traceback" not in err and "interrupted" in err
-    assert os.listdir(folder) == []
+    assert [p for p in tmp_path.rglob("*") if not p.is_dir()] == []    # no partial file
 
 
 def test_a_progress_bar_only_on_a_terminal(tmp_path, gcs):
-    gcs.put("models/big.h5", os.urandom(3 << 20))
+    put_model(gcs, "big", {"big.h5": os.urandom(3 << 20)})
     master, slave = pty.openpty()
     shown = []
 
@@ -188,10 +214,12 @@ def test_missing_variable_missing_bucket_dead_endpoint(empty, run, gcs):
 
 
 def card(generation):
-    """A model card as trainer.task writes it, as far as versions go."""
+    """A model card as trainer.task writes it, as far as versions and files go."""
     return json.dumps({"name": "pilot-wip", "versions": {
         "donkeycar": generation + ".0", "donkeycar_generation": generation,
-        "tensorflow": "2.15.1" if generation == "5.3" else "2.19.0"}}).encode()
+        "tensorflow": "2.15.1" if generation == "5.3" else "2.19.0"},
+        "files": {"pilot-wip.h5": {"sha256": hashlib.sha256(b"a model").hexdigest(),
+                                   "bytes": 7}}}).encode()
 
 
 def test_a_model_of_another_generation_comes_with_a_warning(empty, run, gcs, tmp_path):
@@ -228,8 +256,61 @@ def test_a_model_of_another_generation_comes_with_a_warning(empty, run, gcs, tmp
 def test_usage(run):
     r = run("download_models.sh", "-h", env=script_env())
     assert r.returncode == 0
-    assert "Usage: download_models.sh [-m BASENAME] [-d DIR] [-f]" in r.stdout
+    assert "Usage: download_models.sh [-m BASENAME] [-d DIR] [-F FORMAT] [-f]" in r.stdout
     r = run("download_models.sh", "-d", env=script_env())
     assert r.returncode == 2 and "-d needs a value" in r.stderr
     r = run("download_models.sh", "pilot-wip", env=script_env())
     assert r.returncode == 2 and "unexpected argument" in r.stderr
+
+
+# -- hardening rows (tests/hardening.py) ---------------------------------------------
+
+def bucket_with_model(ctx):
+    put_model(ctx.use_gcs(), "pilot-wip", {"pilot-wip.h5": b"the bucket's model"})
+
+
+def local_model_differs(ctx):
+    bucket_with_model(ctx)
+    (ctx.car / "models" / "pilot-wip.h5").write_bytes(b"my own model")
+
+
+def slow_big_model(ctx):
+    """models/big.h5 (4 MiB) in the bucket, served in 64 KiB pieces 50 ms apart."""
+    gcs = ctx.use_gcs()
+    put_big_model(gcs)
+    proxy = FaultProxy(gcs.url, every=0, cut_every=0, throttle=0.05).start()
+    ctx.finally_(proxy.stop)
+    ctx.env["STORAGE_EMULATOR_HOST"] = proxy.url
+
+
+def downloading(ctx):
+    """The download's temporary file (.big.h5.XXXX) is well into the body."""
+    return well_into_the_body(ctx.car / "models")
+
+
+ROWS = [
+    *usage_rows("download_models.sh"),
+    Row("download:no-bucket-variable", None, ("download_models.sh",), 1, NO_BUCKET_VAR),
+    Row("download:bucket-does-not-exist", bucket, ("download_models.sh",), 1,
+        NO_SUCH_BUCKET, env={"STEERING_BUCKET_NAME": "no-such-bucket"}),
+    Row("download:storage-unreachable", bucket, ("download_models.sh",), 1,
+        r"could not .*: cannot reach http://127\.0\.0\.1:\d+ \(connection refused\) "
+        r"after 3s of retries: check the network and STORAGE_EMULATOR_HOST$",
+        env={"STORAGE_EMULATOR_HOST": "{dead}", "TRAINER_GCS_DEADLINE": "3"}),
+    Row("download:unknown-model", bucket_with_model,
+        ("download_models.sh", "-m", "pilot-typo"), 1,
+        r"no model pilot-typo in gs://robocar-test/models/: it holds pilot-wip; pass one "
+        r"of them with -m$"),
+    Row("download:local-model-differs-without-f", local_model_differs,
+        ("download_models.sh",), 1,
+        r"(\./)?models/pilot-wip\.h5 differs from gs://robocar-test/models/pilot-wip\.h5: "
+        r"pass -f to replace the local files with the bucket's$"),
+    Row("download:ctrl-c-while-downloading", slow_big_model,
+        ("download_models.sh", "-m", "big"), 130,
+        interrupted("download_models.sh"), interrupt=downloading),
+]
+
+
+@pytest.mark.parametrize("row", ROWS, ids=row_ids(ROWS))
+def test_hardening(row, harden):
+    harden(row)

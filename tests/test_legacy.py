@@ -1,24 +1,7 @@
 """Legacy Tub v1 folders (DonkeyCar 3) are converted inside the archive."""
 import json
 
-import numpy as np
-
-from conftest import one_line_error
-
-
-def write_v1_tub(path, records=200):
-    """A Tub v1 written by DonkeyCar's own legacy writer."""
-    from donkeycar.parts.datastore import TubWriter
-
-    from trainer.synthtub import frame
-    rng = np.random.default_rng(1)
-    w = TubWriter(str(path), inputs=["cam/image_array", "user/angle", "user/throttle",
-                                     "user/mode"],
-                  types=["image_array", "float", "float", "str"])
-    for i in range(records):
-        angle = float(np.sin(i / 15.0))
-        w.run(frame(angle, 160, 120, rng), angle, 0.5, "user")
-    return path
+from conftest import one_line_error, write_v1_tub
 
 
 def tree(path):

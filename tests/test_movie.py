@@ -1,18 +1,10 @@
-"""local_makemovie.sh: DonkeyCar's MakeMovie, salient map on by default."""
+"""local_makemovie.sh: DonkeyCar's MakeMovie, salient map on by default; its
+hardening rows (tests/hardening.py) at the end."""
 import numpy as np
 import pytest
 
-from conftest import one_line_error
-
-
-def save_model(path, width=160, height=120):
-    """A real DonkeyCar linear model (untrained) taking WIDTHxHEIGHT frames."""
-    from donkeycar.config import Config
-    from donkeycar.utils import get_model_by_type
-    cfg = Config()
-    cfg.IMAGE_W, cfg.IMAGE_H, cfg.IMAGE_DEPTH = width, height, 3
-    get_model_by_type("linear", cfg).interpreter.model.save(str(path))
-    return path
+from conftest import frames, one_line_error, save_model, write_synth_tub
+from hardening import row_ids, usage_rows
 
 
 @pytest.fixture
@@ -23,16 +15,10 @@ def movie_car(car, synth_tub, run):
     return car
 
 
-def frames(path):
-    import imageio.v2 as iio
-    reader = iio.get_reader(str(path))
-    return reader.get_meta_data()["fps"], [f for f in reader]
-
-
 def test_salient_and_plain_movies(movie_car, run):
     r = run("local_makemovie.sh", "-s", "20", "-e", "80")
     assert r.returncode == 0, r.stderr[-2000:]
-    assert "wrote pilot-wip.mp4: 60 frames at 20 fps" in r.stdout
+    assert "wrote pilot-wip.mp4: 60 frames (records 20 to 79) at 20 fps" in r.stdout
     fps, salient = frames(movie_car / "pilot-wip.mp4")
     assert fps == 20 and len(salient) == 60          # the config's DRIVE_LOOP_HZ
     r = run("local_makemovie.sh", "-s", "20", "-e", "80", "-p", "-o", "plain.mp4")
@@ -46,6 +32,24 @@ def test_salient_and_plain_movies(movie_car, run):
     r = run("local_makemovie.sh", "-e", "10", "-p", "-o", "plain.mp4")
     assert r.returncode == 1 and "already exists: pass -f" in one_line_error(r)
     assert (movie_car / "plain.mp4").read_bytes() == before
+
+
+def test_a_movie_to_the_end_of_a_tub_of_another_frame_size(car, run):
+    """Frames of 128x120 under a config of 160x120 (the camera changed): they
+    train, since DonkeyCar resizes them; the movie resizes them the same way,
+    and runs to the tub's last record (the default END)."""
+    write_synth_tub(car / "data", records=60, size="128x120")
+    assert run("make_tub_archive.sh").returncode == 0
+    (car / "models").mkdir(exist_ok=True)
+    save_model(car / "models" / "pilot-wip.h5")
+    r = run("local_makemovie.sh")
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert "frames are 128x120, the config's 160x120: resized as training resizes them" \
+        in r.stdout
+    assert "wrote pilot-wip.mp4: 59 frames (records 1 to 59) at 20 fps" in r.stdout
+    fps, shown = frames(car / "pilot-wip.mp4")
+    assert len(shown) == 59 and shown[0].shape == (240, 320, 3)      # 160x120, 2x
+    assert "Traceback" not in r.stderr and "Unexpected closing manifest" not in r.stderr
 
 
 def test_missing_model_other_size_and_bad_range(movie_car, run):
@@ -74,3 +78,13 @@ def test_moviepy_2_is_refused_with_the_fix(movie_car, run, tmp_path):
     assert r.returncode == 1
     assert "moviepy 2.1.2 is installed but DonkeyCar's makemovie needs moviepy 1: " \
            "pip install 'moviepy<2'" in one_line_error(r)
+
+
+# -- hardening rows (tests/hardening.py) ---------------------------------------------
+
+ROWS = usage_rows("local_makemovie.sh")
+
+
+@pytest.mark.parametrize("row", ROWS, ids=row_ids(ROWS))
+def test_hardening(row, harden):
+    harden(row)

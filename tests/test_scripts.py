@@ -38,8 +38,9 @@ def test_unknown_flag_and_missing_value_exit_2_with_usage(script, tmp_path):
         assert r.returncode == 2, (script, args, r.stderr)
         assert r.stderr.startswith(f"{script}: {message}"), r.stderr
         assert f"Usage: {script}" in r.stderr
-    flags = re.findall(r"-([a-zA-Z]) [A-Z]", header(script).split("\n")[1])
-    if flags:
-        r = subprocess.run([os.path.join(ROOT, script), f"-{flags[0]}"], cwd=tmp_path,
-                           env=script_env(), capture_output=True, text=True)
-        assert r.returncode == 2 and f"-{flags[0]} needs a value" in r.stderr
+    usage = header(script).split("\n")[1]
+    flags = re.findall(r"-([a-zA-Z])(?:\|--[a-z-]+)? [A-Z]", usage)
+    assert flags, f"every script takes a flag with a value; none in {usage!r}"
+    r = subprocess.run([os.path.join(ROOT, script), f"-{flags[0]}"], cwd=tmp_path,
+                       env=script_env(), capture_output=True, text=True)
+    assert r.returncode == 2 and f"-{flags[0]} needs a value" in r.stderr

@@ -10,6 +10,7 @@ from fixtures_gcs import free_port
 from faultproxy import FaultProxy
 
 from trainer import gcs as gcsmod
+from trainer import bucket, settings
 from trainer.errors import UserError
 from trainer.storage import Location, Storage, checksums, join, parse_uri
 
@@ -39,27 +40,36 @@ def test_join():
     assert join("models", "x.h5") == os.path.join("models", "x.h5")
 
 
-def test_bucket_variable():
-    assert gcsmod.bucket_from_env({"STEERING_BUCKET_NAME": "my-car"}) == "my-car"
-    assert gcsmod.bucket_from_env({"STEERING_BUCKET_NAME": "gs://my-car/"}) == "my-car"
-    for env in ({}, {"STEERING_BUCKET_NAME": " "}):
+def test_bucket_variable(monkeypatch):
+    for value, name in (("my-car", "my-car"), ("gs://my-car/", "my-car")):
+        monkeypatch.setenv("STEERING_BUCKET_NAME", value)
+        assert settings.bucket() == name
+    for value in (None, " "):
+        if value is None:
+            monkeypatch.delenv("STEERING_BUCKET_NAME")
+        else:
+            monkeypatch.setenv("STEERING_BUCKET_NAME", value)
         with pytest.raises(UserError, match=r"STEERING_BUCKET_NAME is not set.*"
                            r"export STEERING_BUCKET_NAME=my-robocar-bucket"):
-            gcsmod.bucket_from_env(env)
+            settings.bucket()
+    monkeypatch.setenv("STEERING_BUCKET_NAME", "My Bucket/training")
     with pytest.raises(UserError, match="not a bucket name.*e.g. my-robocar-bucket"):
-        gcsmod.bucket_from_env({"STEERING_BUCKET_NAME": "My Bucket/training"})
+        settings.bucket()
 
 
-def test_the_default_deadline_reports_a_dead_endpoint_within_3_minutes():
+def test_the_default_deadline_reports_a_dead_endpoint_within_3_minutes(monkeypatch):
     """Retrying stops after the deadline; the last attempt can still wait one
     connect (dead host) or read (silent host) timeout, and one backoff."""
-    p = gcsmod.policy({})
+    monkeypatch.delenv("TRAINER_GCS_DEADLINE", raising=False)
+    p = gcsmod.policy()
     connect, read = p.timeout
     assert p.deadline + max(connect, read) + 16 < 180
-    assert p.retry._timeout == p.deadline
-    assert gcsmod.policy({"TRAINER_GCS_DEADLINE": "2"}).timeout == (2, 2)
+    assert p.retry.timeout == p.deadline
+    monkeypatch.setenv("TRAINER_GCS_DEADLINE", "2")
+    assert gcsmod.policy().timeout == (2, 2)
+    monkeypatch.setenv("TRAINER_GCS_DEADLINE", "soon")
     with pytest.raises(UserError, match="TRAINER_GCS_DEADLINE"):
-        gcsmod.policy({"TRAINER_GCS_DEADLINE": "soon"})
+        gcsmod.policy()
 
 
 @pytest.fixture
@@ -113,16 +123,17 @@ def test_bare_names_are_looked_up_here_then_in_the_bucket(gcs, store, tmp_path,
     s = store(gcs.url)
     monkeypatch.chdir(tmp_path)
     gcs.put("training/wip.tgz", b"\x1f\x8b...")
-    assert s.resolve("wip.tgz", "training") == f"gs://{gcs.name}/training/wip.tgz"
+    archive = bucket.ARCHIVE
+    assert bucket.resolve(s, "wip", archive) == f"gs://{gcs.name}/training/wip.tgz"
     (tmp_path / "wip.tgz").write_bytes(b"local")
-    assert s.resolve("wip.tgz", "training") == "wip.tgz"       # here wins
-    assert s.resolve("./gone.tgz", "training") == "./gone.tgz"  # a path stays a path
-    with pytest.raises(UserError, match=r"neither here nor at gs://robocar-test/"
-                                        r"training/gone.tgz"):
-        s.resolve("gone.tgz", "training", "archive")
+    assert bucket.resolve(s, "wip.tgz", archive) == "wip.tgz"       # here wins
+    assert bucket.resolve(s, "./gone.tgz", archive) == "./gone.tgz"  # a path stays a path
+    with pytest.raises(UserError, match=r"archive gone.tgz is neither here nor at "
+                                        r"gs://robocar-test/training/gone.tgz"):
+        bucket.resolve(s, "gone.tgz", archive)
     monkeypatch.delenv("STEERING_BUCKET_NAME")
     with pytest.raises(UserError, match="export STEERING_BUCKET_NAME=my-robocar-bucket"):
-        s.resolve("gone.tgz", "training", "archive")
+        bucket.resolve(s, "gone.tgz", archive)
 
 
 def test_transient_faults_are_retried_until_the_bytes_match(gcs, store, tmp_path):
@@ -177,7 +188,7 @@ def test_a_dead_endpoint_gives_up_at_the_deadline(gcs, store, monkeypatch):
 
 def test_the_transfer_commands_never_load_tensorflow(gcs):
     """upload_tub_archive.sh and download_models.sh start in a second, not ten."""
-    code = ("import sys; from trainer import cli, gcs, storage, transfer; gcs.connect(); "
+    code = ("import sys; from trainer import bucket, cli, gcs, storage; gcs.connect(); "
             "print(sorted({m.split('.')[0] for m in sys.modules} & "
             "{'tensorflow', 'keras', 'donkeycar', 'torch'}))")
     r = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True,

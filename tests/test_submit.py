@@ -2,10 +2,11 @@
 GCS emulator), the job is created on the Vertex stand-in, which runs the
 job's own container command against the bucket, and -w follows it to the
 end and brings the models home. Also: a crashing job, Ctrl-C, and each
-missing setting."""
+missing setting; its hardening rows (tests/hardening.py) at the end."""
 import gzip
 import hashlib
 import json
+import os
 import re
 import shlex
 import signal
@@ -14,11 +15,15 @@ import subprocess
 import pytest
 from conftest import one_line_error
 from discovery_schema import check
+from fixtures_gcs import free_port
+from hardening import (NO_BUCKET_VAR, Lines, Row, cloud, ctrl_c_as_in_a_terminal,
+                       gzip_archive, row_ids, usage_rows)
 
+from trainer.bucket import OUTPUTS, bring_models_home
 from trainer.cloud import discovery_document
+from trainer.storage import Storage
 
 
-OUTPUTS = ("h5", "tflite", "onnx", "png", "pred.png", "json")
 
 
 def md5(data):
@@ -36,7 +41,7 @@ def test_wait_trains_from_the_bucket_and_brings_the_models_home(car, synth_tub, 
     them, and the card holds the job id."""
     r = run("make_tub_archive.sh")
     assert r.returncode == 0, r.stderr
-    r = run("submit_cloud_train.sh", "-w", env=vertex.env, timeout=600)
+    r = run("submit_cloud_train.sh", "-g", "none", "-w", env=vertex.env, timeout=600)
     assert r.returncode == 0, r.stdout[-4000:] + r.stderr[-4000:]
     out = r.stdout
     assert "uploaded wip.tgz to gs://robocar-test/training/wip.tgz" in out
@@ -57,10 +62,10 @@ def test_wait_trains_from_the_bucket_and_brings_the_models_home(car, synth_tub, 
         "--output", "gs://robocar-test/models"]
 
     in_bucket = gcs.names("models/")
-    assert in_bucket == sorted(f"models/pilot-wip.{ext}" for ext in OUTPUTS)
+    assert in_bucket == sorted(f"models/pilot-wip{ext}" for ext in OUTPUTS)
     for ext in OUTPUTS:
-        local = car / "models" / f"pilot-wip.{ext}"
-        assert md5(local.read_bytes()) == gcs.md5(f"models/pilot-wip.{ext}"), local
+        local = car / "models" / f"pilot-wip{ext}"
+        assert md5(local.read_bytes()) == gcs.md5(f"models/pilot-wip{ext}"), local
     card = json.loads((car / "models" / "pilot-wip.json").read_text())
     assert card["job_id"] == jid
     assert card["archives"][0]["uri"] == "gs://robocar-test/training/wip.tgz"
@@ -83,7 +88,7 @@ def test_a_crashing_job_fails_the_wait_with_its_error(car, run, vertex, gcs):
     """Done-when 3: the job's own error, exit 1, no model files locally. The
     archive (a bare name, found in the bucket) is damaged, so the job dies."""
     gcs.put("training/wip.tgz", gzip.compress(b"not a tar"))
-    r = run("submit_cloud_train.sh", "-w", env=vertex.env, timeout=300)
+    r = run("submit_cloud_train.sh", "-g", "none", "-w", env=vertex.env, timeout=300)
     assert r.returncode == 1, r.stdout[-3000:] + r.stderr[-3000:]
     line = one_line_error(r)
     jid = job_id(r.stdout)
@@ -98,7 +103,7 @@ def test_an_unreadable_log_is_one_warning_and_the_job_is_still_followed(car, run
                                                                         vertex, gcs):
     gcs.put("training/wip.tgz", gzip.compress(b"not a tar"))
     vertex.logs_denied = True
-    r = run("submit_cloud_train.sh", "-w", env=vertex.env, timeout=300)
+    r = run("submit_cloud_train.sh", "-g", "none", "-w", env=vertex.env, timeout=300)
     assert r.returncode == 1
     warnings = [ln for ln in r.stderr.splitlines() if "warning" in ln]
     assert len(warnings) == 1 and "cannot read the job's log" in warnings[0]
@@ -114,7 +119,7 @@ def test_without_wait_it_says_where_to_look_and_how_to_follow(car, run, gcs,
                                                                 make_vertex):
     (car / "wip.tgz").write_bytes(gzip.compress(b"an archive"))
     vx = make_vertex(gcs, run_jobs=False)
-    r = run("submit_cloud_train.sh", "-s", env=vx.env)
+    r = run("submit_cloud_train.sh", "-S", env=vx.env)
     assert r.returncode == 0, r.stderr
     jid = job_id(r.stdout)
     assert (f"console: https://console.cloud.google.com/ai/platform/locations/"
@@ -130,19 +135,22 @@ def test_ctrl_c_while_waiting_leaves_the_job_running_and_says_how_to_cancel(
     (car / "wip.tgz").write_bytes(gzip.compress(b"an archive"))
     vx = make_vertex(gcs, run_jobs=False)                   # the job stays pending
     env = vx.env
-    proc = subprocess.Popen([str(car / "submit_cloud_train.sh"), "-w"], cwd=car,
+    proc = subprocess.Popen([str(car / "submit_cloud_train.sh"), "-g", "none", "-w"], cwd=car,
                             env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True)
-    seen = []
-    for line in proc.stdout:                            # as a user watches it
-        seen.append(line)
-        if ": pending" in line:
-            break
-    proc.send_signal(signal.SIGINT)
-    rest, err = proc.communicate(timeout=60)
-    assert proc.returncode == 130, "".join(seen) + rest + err
+                            text=True, preexec_fn=ctrl_c_as_in_a_terminal)
+    out, err = Lines(proc.stdout), Lines(proc.stderr)
+    try:
+        out.wait(r": pending", proc, timeout=120)       # as a user watches it
+        os.killpg(proc.pid, signal.SIGINT)              # what Ctrl-C in a terminal does
+        proc.wait(60)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    out, err = out.rest(), err.rest()
+    assert proc.returncode == 130, out + err
     assert "Traceback" not in err
-    jid = job_id("".join(seen))
+    jid = job_id(out)
     assert f"job {jid} keeps running in the cloud" in err
     assert vx.jobs[jid]["state"] == "JOB_STATE_PENDING"
     cancel = next(ln.split(":", 1)[1] for ln in err.splitlines()
@@ -199,7 +207,7 @@ def test_each_missing_setting_is_one_line_naming_the_fix(car, run, vertex, gcs,
     (car / "wip.tgz").write_bytes(gzip.compress(b"an archive"))
     env = dict(vertex.env)
     env.pop(variable)
-    r = run("submit_cloud_train.sh", "-w", env=env)
+    r = run("submit_cloud_train.sh", "-g", "none", "-w", env=env)
     assert r.returncode == 1
     line = one_line_error(r)
     assert line.startswith("submit_cloud_train.sh: ") and says in line, line
@@ -244,7 +252,7 @@ def test_an_unreachable_vertex_endpoint_is_one_line(car, run, gcs, make_vertex):
     (car / "wip.tgz").write_bytes(gzip.compress(b"an archive"))
     vx = make_vertex(gcs)
     env = dict(vx.env, CLOUDSDK_API_ENDPOINT_OVERRIDES_AIPLATFORM="http://127.0.0.1:9/")
-    r = run("submit_cloud_train.sh", "-w", env=env)
+    r = run("submit_cloud_train.sh", "-g", "none", "-w", env=env)
     assert r.returncode == 1
     assert len(r.stderr.strip().splitlines()) == 1, r.stderr
     assert one_line_error(r).startswith(
@@ -254,14 +262,57 @@ def test_an_unreachable_vertex_endpoint_is_one_line(car, run, gcs, make_vertex):
 
 def test_models_of_another_output_folder_come_home_too(gcs, tmp_path, monkeypatch):
     """-o gs://BUCKET/elsewhere: -w downloads from there (not models/)."""
-    from trainer.storage import Storage
-    from trainer.submit import download
     for ext in OUTPUTS:
-        gcs.put(f"experiments/pilot-x.{ext}", f"file {ext}".encode())
+        gcs.put(f"experiments/pilot-x{ext}", f"file {ext}".encode())
     monkeypatch.chdir(tmp_path)
     said = []
-    download(Storage(gcs.bucket.client), "gs://robocar-test/experiments", "robocar-test",
-             "pilot-x", False, said.append)
+    bring_models_home(Storage(gcs.bucket.client), "gs://robocar-test/experiments",
+                      "pilot-x", say=said.append)
     for ext in OUTPUTS:
-        assert (tmp_path / "models" / f"pilot-x.{ext}").read_text() == f"file {ext}"
+        assert (tmp_path / "models" / f"pilot-x{ext}").read_text() == f"file {ext}"
     assert len(said) == len(OUTPUTS)
+
+
+# -- hardening rows (tests/hardening.py): settings first, nothing sent ----------------
+
+def cloud_with_dead_vertex(ctx):
+    gzip_archive(ctx)
+    ctx.use_gcs()
+    ctx.use_cloud(aiplatform=f"http://127.0.0.1:{free_port()}/")
+
+
+ROWS = [
+    *usage_rows("submit_cloud_train.sh"),
+    Row("submit:no-REGION", cloud(gzip_archive), ("submit_cloud_train.sh",), 1,
+        r"REGION is not set: export REGION=europe-west1$", env={"REGION": None}),
+    Row("submit:no-TRAINER_IMAGE", cloud(gzip_archive), ("submit_cloud_train.sh",), 1,
+        r"TRAINER_IMAGE is not set: export TRAINER_IMAGE=europe-west1-docker\.pkg\.dev/"
+        r"my-project/robocar/trainer, the image \./build_image\.sh pushes$",
+        env={"TRAINER_IMAGE": None}),
+    Row("submit:no-bucket-variable", cloud(gzip_archive), ("submit_cloud_train.sh",), 1,
+        NO_BUCKET_VAR, env={"STEERING_BUCKET_NAME": None}),
+    Row("submit:no-project", cloud(gzip_archive), ("submit_cloud_train.sh",), 1,
+        r"no Google Cloud project: export GOOGLE_CLOUD_PROJECT=my-project, or run "
+        r"`gcloud config set project my-project`$", env={"GOOGLE_CLOUD_PROJECT": None}),
+    # JOB_DIR is optional: unset, the job stages under gs://BUCKET/job/
+    Row("submit:no-JOB_DIR-means-gs://BUCKET/job", cloud(gzip_archive),
+        ("submit_cloud_train.sh", "-n"), 0,
+        r"^  gcloud ai custom-jobs create --region europe-west1 ",
+        out=r'"outputUriPrefix": "gs://robocar-test/job/pilot-wip-\d{8}-\d{6}/"',
+        warnings=None),
+    Row("submit:JOB_DIR-not-gs", cloud(gzip_archive), ("submit_cloud_train.sh",), 1,
+        r"JOB_DIR=/tmp/job is not a gs:// URI: export JOB_DIR=gs://robocar-test/job, or "
+        r"unset it$", env={"JOB_DIR": "/tmp/job"}),
+    Row("submit:unknown-accelerator", cloud(gzip_archive),
+        ("submit_cloud_train.sh", "-g", "bogus"), 1,
+        r"-g bogus: unknown accelerator BOGUS: use one of .*NVIDIA_TESLA_T4.*, or -g none "
+        r"for CPU only$"),
+    Row("submit:vertex-unreachable", cloud_with_dead_vertex, ("submit_cloud_train.sh",), 1,
+        r"creating the Vertex AI job failed: cannot reach 127\.0\.0\.1:\d+ \(.+\): "
+        r"check the network, or the CLOUDSDK_API_ENDPOINT_OVERRIDES_\* variables$"),
+]
+
+
+@pytest.mark.parametrize("row", ROWS, ids=row_ids(ROWS))
+def test_hardening(row, harden):
+    harden(row)

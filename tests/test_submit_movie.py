@@ -2,15 +2,17 @@
 the bucket (the GCS emulator), the job is created on the Vertex stand-in,
 which runs its own `python -m trainer.movie` against the bucket, and -w
 follows it and brings the mp4 home. The job bodies of every flag are
-checked against the discovery document in test_vertex_spec.py."""
+checked against the discovery document in test_vertex_spec.py; its
+hardening rows (tests/hardening.py) at the end."""
 import hashlib
 import re
 
-from conftest import one_line_error
-from test_movie import frames, save_model
+import pytest
+from conftest import frames, one_line_error, save_model
+from hardening import Row, cloud, row_ids, usage_rows
 
 from trainer.storage import Storage
-from trainer.submit import Plan, stage_model
+from trainer import bucket
 
 MOVIE = "movies/pilot-wip.mp4"
 
@@ -30,7 +32,7 @@ def test_wait_makes_the_movie_in_the_cloud_and_brings_it_home(car, synth_tub, ru
     (car / "models").mkdir(exist_ok=True)
     save_model(car / "models" / "pilot-wip.h5")
     r = run("submit_cloud_makemovie.sh", "-m", "models/pilot-wip.h5", "-a", "wip.tgz",
-            "-e", "60", "-w", env=vertex.env, timeout=600)
+            "-e", "60", "-g", "none", "-w", env=vertex.env, timeout=600)
     assert r.returncode == 0, r.stdout[-4000:] + r.stderr[-4000:]
     out = r.stdout
     assert "uploaded wip.tgz to gs://robocar-test/training/wip.tgz" in out
@@ -39,7 +41,7 @@ def test_wait_makes_the_movie_in_the_cloud_and_brings_it_home(car, synth_tub, ru
     jid = re.search(r"created Vertex AI job (\d+) ", out).group(1)
     assert out.index(": pending") < out.index(": running") < out.index(": succeeded")
     # the job's own report, as its log line, then the movie home
-    assert f"wrote gs://robocar-test/{MOVIE}: 60 frames at 20 fps" in out
+    assert f"wrote gs://robocar-test/{MOVIE}: 59 frames (records 1 to 59) at 20 fps" in out
     assert re.search(rf"job {jid} succeeded: \d+m\d\ds on the machine", out)
     assert f"downloaded pilot-wip.mp4 from gs://robocar-test/{MOVIE}" in out
 
@@ -52,17 +54,17 @@ def test_wait_makes_the_movie_in_the_cloud_and_brings_it_home(car, synth_tub, ru
     home = car / "pilot-wip.mp4"
     assert md5(home.read_bytes()) == gcs.md5(MOVIE)
     fps, shown = frames(home)
-    assert fps == 20 and len(shown) == 60 and shown[0].shape == (240, 320, 3)
+    assert fps == 20 and len(shown) == 59 and shown[0].shape == (240, 320, 3)
     assert gcs.names("models/") == []           # the bucket's models/ was not touched
 
     # Again: the movie exists, in the bucket and then at home: refused before a job.
-    r = run("submit_cloud_makemovie.sh", "-e", "60", "-w", env=vertex.env)
+    r = run("submit_cloud_makemovie.sh", "-e", "60", "-g", "none", "-w", env=vertex.env)
     assert r.returncode == 1
     assert one_line_error(r) == (
         f"submit_cloud_makemovie.sh: gs://robocar-test/{MOVIE} already exists: pass -f "
         "to replace it, or -o another name")
     gcs.bucket.blob(MOVIE).delete()
-    r = run("submit_cloud_makemovie.sh", "-e", "60", "-w", env=vertex.env)
+    r = run("submit_cloud_makemovie.sh", "-e", "60", "-g", "none", "-w", env=vertex.env)
     assert r.returncode == 1
     assert one_line_error(r) == (
         "submit_cloud_makemovie.sh: pilot-wip.mp4 already exists and -w would replace "
@@ -77,7 +79,8 @@ def test_a_failing_movie_job_ends_the_wait_with_its_reason(car, synth_tub, run, 
     assert run("make_tub_archive.sh").returncode == 0
     (car / "models").mkdir(exist_ok=True)
     (car / "models" / "pilot-wip.h5").write_bytes(b"not read: the range fails first")
-    r = run("submit_cloud_makemovie.sh", "-s", "150", "-e", "500", "-w", env=vertex.env,
+    r = run("submit_cloud_makemovie.sh", "-s", "150", "-e", "500", "-g", "none", "-w",
+            env=vertex.env,
             timeout=300)
     assert r.returncode == 1, r.stdout[-3000:] + r.stderr[-3000:]
     jid = re.search(r"created Vertex AI job (\d+) ", r.stdout).group(1)
@@ -108,17 +111,17 @@ def test_a_local_model_already_in_the_bucket_is_not_uploaded_again(gcs, tmp_path
     model.write_bytes(b"the model")
     gcs.put("models/pilot-wip.h5", b"the model")
     storage = Storage(gcs.bucket.client)
-    plan = Plan(region="europe-west1", image="i", generation="5.3", bucket=gcs.name,
-                machine="m", accelerator=None, display="movie-x",
-                staging=f"gs://{gcs.name}/job/movie-x/")
+    staging = f"gs://{gcs.name}/job/movie-x/model"
     said = []
-    assert stage_model(storage, str(model), "model", plan, "model", said.append) == \
-        f"gs://{gcs.name}/models/pilot-wip.h5"
+
+    def stage():
+        return bucket.stage(storage, str(model), bucket.MODEL, gcs.name, staging,
+                            say=said.append)[0]
+    assert stage() == f"gs://{gcs.name}/models/pilot-wip.h5"
     assert said == [f"gs://{gcs.name}/models/pilot-wip.h5 is identical to {model}: "
                     "not uploaded again"]
     model.write_bytes(b"retrained since")
-    assert stage_model(storage, str(model), "model", plan, "model", said.append) == \
-        f"gs://{gcs.name}/job/movie-x/model/pilot-wip.h5"
+    assert stage() == f"gs://{gcs.name}/job/movie-x/model/pilot-wip.h5"
     assert gcs.read("job/movie-x/model/pilot-wip.h5") == b"retrained since"
     assert gcs.read("models/pilot-wip.h5") == b"the model"
 
@@ -126,10 +129,24 @@ def test_a_local_model_already_in_the_bucket_is_not_uploaded_again(gcs, tmp_path
 def test_help_names_the_spot_flag_and_usage_errors(run):
     r = run("submit_cloud_makemovie.sh", "-h")
     assert r.returncode == 0 and r.stdout.startswith("Summary: ")
-    for flag in ("-m MODEL", "-a ARCHIVE", "-s START", "-e END", "-p ", "-o OUT",
-                 "-d 5.3|5.4", "-M MACHINE", "-g ACCEL[:N]", "-S ", "-w ", "-n ", "-f "):
+    for flag in ("-m MODEL", "-a ARCHIVE", "-s START", "-e END", "[-p]", "-o OUT",
+                 "-d 5.3|5.4", "-M MACHINE", "-g ACCEL[:N]", "[-S]", "[-w]", "[-n]", "[-f]"):
         assert flag in r.stdout, flag
     assert "-S is Spot here: -s is START" in r.stdout
     r = run("submit_cloud_makemovie.sh", "-e")
     assert r.returncode == 2 and "-e needs a value" in r.stderr
     assert "Usage: submit_cloud_makemovie.sh" in r.stderr
+
+
+# -- hardening rows (tests/hardening.py) ---------------------------------------------
+
+ROWS = [
+    *usage_rows("submit_cloud_makemovie.sh"),
+    Row("submit-movie:no-REGION", cloud(), ("submit_cloud_makemovie.sh",), 1,
+        r"REGION is not set: export REGION=europe-west1$", env={"REGION": None}),
+]
+
+
+@pytest.mark.parametrize("row", ROWS, ids=row_ids(ROWS))
+def test_hardening(row, harden):
+    harden(row)

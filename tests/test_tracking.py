@@ -16,9 +16,9 @@ import pytest
 from conftest import ROOT, SCRIPTS, one_line_error, script_env, write_synth_tub
 from discovery_schema import check
 
+from trainer.bucket import OUTPUTS
 from trainer.cloud import discovery_document
 
-MODEL_FILES = ("h5", "tflite", "onnx", "png", "pred.png", "json")
 KEY = "0123456789abcdef0123456789abcdef01234567"      # stands for a W&B API key
 
 
@@ -159,19 +159,22 @@ def test_the_archive_goes_in_as_a_reference_and_the_model_comes_out(tracked):
         f"{sha256(car / 'wip.tgz')}  wip.tgz\n"
     # The archive's bytes were neither copied nor uploaded anywhere W&B writes.
     archive = sha256(car / "wip.tgz")
-    for root, _, files in os.walk(tmp):
-        if "mycar" not in root:
-            assert all(sha256(os.path.join(root, f)) != archive for f in files)
+    written = [os.path.join(root, f) for root, _, files in os.walk(tmp)
+               if "mycar" not in root for f in files]
+    assert written, f"W&B wrote nothing under {tmp}"
+    assert [p for p in written if sha256(p) == archive] == []
 
     model = artifacts["model"]
     assert model.name == "pilot-wip" and not model.use_after_commit
     files = {e.path: e.digest for e in model.manifest.contents}
-    assert files == {f"pilot-wip.{ext}": md5_b64(car / "models" / f"pilot-wip.{ext}")
-                     for ext in MODEL_FILES}          # the card too, as published
+    assert files == {f"pilot-wip{ext}": md5_b64(car / "models" / f"pilot-wip{ext}")
+                     for ext in OUTPUTS}          # the card too, as published
     assert json.loads(model.metadata)["best_val_loss"] is not None
     # What `wandb sync` uploads later is still on disk after the job.
-    for entry in list(data.manifest.contents) + list(model.manifest.contents):
-        assert not entry.local_path or os.path.isfile(entry.local_path), entry.path
+    staged = {e.path: e.local_path for e in list(data.manifest.contents) +
+              list(model.manifest.contents) if e.local_path}
+    assert "wip.tgz.sha256" in staged, staged
+    assert [path for path, local in staged.items() if not os.path.isfile(local)] == []
 
 
 def test_the_card_names_the_run(tracked):
@@ -221,7 +224,7 @@ def test_without_wandb_project_nothing_imports_wandb(tmp_path):
         "    tracker.model('pilot-x', ['x.h5'], card, ['models/x.h5'])\n"
         "assert card == {'best_val_loss': 0.1}, card\n"
         "assert 'wandb' not in sys.modules\n"
-        "assert tracking.job_env() == {}\n")
+        "assert tracking.job_env('p') == {}\n")
     env = script_env(PYTHONPATH=os.pathsep.join([str(tmp_path), ROOT]))
     r = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
                        text=True, timeout=120)
@@ -240,12 +243,15 @@ def test_cloud_job_gets_the_wandb_settings_but_never_the_key(car, run, idle_vert
     wandb = {"WANDB_PROJECT": "robocar", "WANDB_ENTITY": "team", "WANDB_MODE": mode}
     if secret:
         wandb["WANDB_API_KEY_SECRET"] = secret
-    r = run("submit_cloud_train.sh", "-n", env=dict(idle_vertex.env, WANDB_API_KEY=KEY,
-                                                    **wandb))
+    r = run("submit_cloud_train.sh", "-n", "-g", "none",
+            env=dict(idle_vertex.env, WANDB_API_KEY=KEY, **wandb))
     assert r.returncode == 0, r.stderr
     body = json.loads(r.stdout)
     assert check(DOC, "GoogleCloudAiplatformV1CustomJob", body) == []
     env = body["jobSpec"]["workerPoolSpecs"][0]["containerSpec"]["env"]
+    if secret:          # named in the user's project: in the job, the default is Google's
+        wandb["WANDB_API_KEY_SECRET"] = f"projects/{idle_vertex.env['GOOGLE_CLOUD_PROJECT']}" \
+            f"/secrets/{secret}"
     assert {e["name"]: e["value"] for e in env} == {"PYTHONUNBUFFERED": "1", **wandb}
     assert KEY not in r.stdout + r.stderr and "WANDB_API_KEY\"" not in r.stdout
     assert idle_vertex.requests == []

@@ -3,7 +3,7 @@ import pytest
 
 from trainer.config import parse_overrides
 from trainer.errors import UserError
-from trainer.training import default_model_name
+from trainer.bucket import default_model_name
 
 
 def test_overrides_are_python_literals_or_strings():

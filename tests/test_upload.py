@@ -1,10 +1,16 @@
-"""upload_tub_archive.sh against a real storage emulator, run as a user would."""
+"""upload_tub_archive.sh against a real storage emulator, run as a user would;
+its hardening rows (tests/hardening.py) at the end."""
+import gzip
 import os
 import tarfile
 import time
 
+import pytest
 from conftest import one_line_error, script_env
+from fixtures_gcs import DEADLINE as GCS_DEADLINE
 from fixtures_gcs import free_port, md5_hex
+from hardening import (NO_BUCKET_VAR, NO_SUCH_BUCKET, Row, bad_archive, bucket, gzip_archive,
+                       row_ids, steps, usage_rows)
 
 
 def make_archive(run, *args):
@@ -134,3 +140,41 @@ def test_usage(run):
     assert r.returncode == 2 and "-a needs a value" in r.stderr
     r = run("upload_tub_archive.sh", "wip.tgz", env=script_env())
     assert r.returncode == 2 and "unexpected argument" in r.stderr
+
+
+# -- hardening rows (tests/hardening.py): settings, the bucket, the network --------------
+
+def bucket_archive_differs(ctx):
+    ctx.use_gcs().put("training/wip.tgz", gzip.compress(b"last week's laps"))
+    (ctx.car / "wip.tgz").write_bytes(gzip.compress(b"this week's laps"))
+
+
+ROWS = [
+    *usage_rows("upload_tub_archive.sh"),
+    Row("upload:no-bucket-variable", gzip_archive, ("upload_tub_archive.sh",), 1,
+        NO_BUCKET_VAR),
+    Row("upload:bucket-does-not-exist", steps(bucket, gzip_archive),
+        ("upload_tub_archive.sh",), 1, NO_SUCH_BUCKET,
+        env={"STEERING_BUCKET_NAME": "no-such-bucket"}),
+    # the gcs fixture's TRAINER_GCS_DEADLINE (30 s) of retries, then one line
+    Row("upload:storage-unreachable", steps(bucket, gzip_archive),
+        ("upload_tub_archive.sh",), 1,
+        r"could not .*: cannot reach http://127\.0\.0\.1:\d+ \(connection refused\) "
+        rf"after {GCS_DEADLINE}s of retries: check the network and STORAGE_EMULATOR_HOST$",
+        env={"STORAGE_EMULATOR_HOST": "{dead}"}),
+    Row("upload:archive-missing", bucket, ("upload_tub_archive.sh",), 1,
+        r"archive wip\.tgz not found: make it with make_tub_archive\.sh, or pass "
+        r"-a ARCHIVE$"),
+    Row("upload:not-gzip", steps(bucket, bad_archive("not-gzip")),
+        ("upload_tub_archive.sh",), 1,
+        r"wip\.tgz is not a tub archive \(not gzip\): make one with make_tub_archive\.sh$"),
+    Row("upload:bucket-copy-differs-without-f", bucket_archive_differs,
+        ("upload_tub_archive.sh",), 1,
+        r"gs://robocar-test/training/wip\.tgz already exists and differs from wip\.tgz: "
+        r"pass -f to replace it, or upload under another name$"),
+]
+
+
+@pytest.mark.parametrize("row", ROWS, ids=row_ids(ROWS))
+def test_hardening(row, harden):
+    harden(row)

@@ -11,12 +11,12 @@ import pytest
 from conftest import one_line_error
 from discovery_schema import check
 
-from trainer import movie
+from trainer.flags import movie_args, train_args
 from trainer.cloud import discovery_document
-from trainer.donkey import GENERATION
-from trainer.generations import GENERATIONS
-from trainer.task import get_args
+from trainer.generations import GENERATIONS, local
 from trainer.vertex import job_body
+
+GENERATION = local()
 
 
 DOC = discovery_document("aiplatform", "v1")
@@ -75,26 +75,29 @@ WANDB = {"WANDB_PROJECT": "robocar", "WANDB_ENTITY": "team", "WANDB_MODE": "onli
          "WANDB_API_KEY_SECRET": "wandb-api-key"}
 WANDB_KEY = "0123456789abcdef0123456789abcdef01234567"    # must never reach the job
 
-ACCELERATORS = {                   # -g as typed -> machineSpec fields expected
-    None: ("NVIDIA_TESLA_T4", 1),  # the default
-    "none": None,
-    "NVIDIA_L4:2": ("NVIDIA_L4", 2),
-    "nvidia_tesla_a100": ("NVIDIA_TESLA_A100", 1),
+MACHINES = {     # -M and -g as typed -> the machineSpec fields expected
+    "default": ([], "n1-standard-8", ("NVIDIA_TESLA_T4", 1)),
+    "cpu": (["-g", "none"], "n1-standard-8", None),
+    "v100x2": (["-g", "NVIDIA_TESLA_V100:2"], "n1-standard-8", ("NVIDIA_TESLA_V100", 2)),
+    "g2": (["-M", "g2-standard-24"], "g2-standard-24", ("NVIDIA_L4", 2)),
+    "a100": (["-M", "a2-highgpu-1g", "-g", "nvidia_tesla_a100"], "a2-highgpu-1g",
+             ("NVIDIA_TESLA_A100", 1)),
 }
 
 
-@pytest.mark.parametrize("accel,spot,transfer",
-                         list(itertools.product(ACCELERATORS, (False, True), (False, True))))
+@pytest.mark.parametrize("case,spot,transfer",
+                         list(itertools.product(MACHINES, (False, True), (False, True))))
 def test_every_job_the_script_makes_is_a_valid_custom_job(car, run, idle_vertex,
-                                                          accel, spot, transfer):
+                                                          case, spot, transfer):
     (car / "wip.tgz").write_bytes(b"stands for an archive; a dry run does not read it")
     (car / "models").mkdir(exist_ok=True)
     (car / "models" / "pilot-old.h5").write_bytes(b"h5")
-    flags = (["-g", accel] if accel else []) + (["-s"] if spot else [])
+    flags, machine_type, expected = MACHINES[case]
+    flags = flags + (["-S"] if spot else [])
     env = idle_vertex.env
     if transfer:      # with it, everything else a user can give as well
-        flags += ["-T", "models/pilot-old.h5", "-t", "linear", "-m", "pilot-tuned", "-f",
-                  "-M", "g2-standard-24", "-o", "gs://other-bucket/models/"]
+        flags += ["-T", "models/pilot-old.h5", "--type", "linear", "-m", "pilot-tuned", "-f",
+                  "-o", "gs://other-bucket/models/"]
         env = dict(env, WANDB_API_KEY=WANDB_KEY, **WANDB)
     body, notes = dry_run(run, env, *flags)
 
@@ -102,8 +105,7 @@ def test_every_job_the_script_makes_is_a_valid_custom_job(car, run, idle_vertex,
     pool = body["jobSpec"]["workerPoolSpecs"]
     assert len(pool) == 1 and pool[0]["replicaCount"] == "1"
     machine = pool[0]["machineSpec"]
-    assert machine["machineType"] == ("g2-standard-24" if transfer else "n1-standard-8")
-    expected = ACCELERATORS[accel]
+    assert machine["machineType"] == machine_type
     got = (machine["acceleratorType"], machine["acceleratorCount"]) \
         if "acceleratorType" in machine else None
     assert got == expected
@@ -117,11 +119,14 @@ def test_every_job_the_script_makes_is_a_valid_custom_job(car, run, idle_vertex,
     container = pool[0]["containerSpec"]
     assert container["imageUri"] == image()       # the DonkeyCar installed here
     assert container["command"] == ["python", "-m", "trainer.task"]
-    # W&B settings (tracking.JOB_ENV) go along, the API key never does
+    # W&B settings go along, the secret named in the user's project; the API
+    # key never does. The GPU the job was sent with, for its own check.
+    wandb = dict(WANDB, WANDB_API_KEY_SECRET=f"projects/{PROJECT}/secrets/wandb-api-key")
+    gpu = {"TRAINER_ACCELERATOR": "{}:{}".format(*expected)} if expected else {}
     assert {e["name"]: e["value"] for e in container["env"]} == {
-        "PYTHONUNBUFFERED": "1", **(WANDB if transfer else {})}
+        "PYTHONUNBUFFERED": "1", **gpu, **(wandb if transfer else {})}
     assert WANDB_KEY not in json.dumps(body) + notes
-    task = get_args(container["args"])            # the job's own parser takes them
+    task = train_args(container["args"])            # the job's own parser takes them
     assert task.archive == [f"gs://{BUCKET}/training/wip.tgz"]
     if transfer:
         assert task.output == "gs://other-bucket/models"
@@ -138,11 +143,11 @@ def test_every_job_the_script_makes_is_a_valid_custom_job(car, run, idle_vertex,
 
 def test_dry_run_prints_a_gcloud_command_that_sends_the_same_job(car, run, idle_vertex,
                                                                 tmp_path):
-    """Done-when 1: -g NVIDIA_TESLA_T4:1 -s -n prints a valid job with the T4,
+    """Done-when 1: -g NVIDIA_TESLA_T4:1 -S -n prints a valid job with the T4,
     SPOT and TRAINER_IMAGE and sends nothing; gcloud, run as printed with the
     jobSpec as job.yaml, creates exactly that job."""
     (car / "wip.tgz").write_bytes(b"archive")
-    body, notes = dry_run(run, idle_vertex.env, "-g", "NVIDIA_TESLA_T4:1", "-s")
+    body, notes = dry_run(run, idle_vertex.env, "-g", "NVIDIA_TESLA_T4:1", "-S")
     machine = body["jobSpec"]["workerPoolSpecs"][0]["machineSpec"]
     assert (machine["acceleratorType"], machine["acceleratorCount"]) == ("NVIDIA_TESLA_T4", 1)
     assert body["jobSpec"]["scheduling"]["strategy"] == "SPOT"
@@ -187,7 +192,7 @@ def test_bad_cloud_flags_are_one_line_before_anything_is_sent(car, run, idle_ver
 def test_help_and_usage(run):
     r = run("submit_cloud_train.sh", "-h")
     assert r.returncode == 0 and r.stdout.startswith("Summary: ")
-    for flag in ("-M MACHINE", "-g ACCEL[:N]", "-s ", "-w ", "-n ", "NVIDIA_TESLA_T4:1",
+    for flag in ("-M MACHINE", "-g ACCEL[:N]", "[-S]", "[-w]", "[-n]", "NVIDIA_TESLA_T4:1",
                  "-d 5.3|5.4"):
         assert flag in r.stdout
     r = run("submit_cloud_train.sh", "-g")
@@ -227,18 +232,23 @@ MOVIE_CASES = {           # flags -> what trainer.movie gets, and the rest of th
                         machine="n1-highcpu-16")),
     "from the bucket": (["-m", f"gs://{BUCKET}/models/pilot-x.h5",
                          "-a", f"gs://{BUCKET}/training/laps.tgz", "-e", "60",
-                         "-o", "gs://other-bucket/films/x.mp4", "-g", "NVIDIA_L4:2"],
+                         "-o", "gs://other-bucket/films/x.mp4", "-M", "g2-standard-24"],
                         dict(start=0, end=60, plain=False, force=False,
                              output="gs://other-bucket/films/x.mp4"),
                         dict(accelerator=("NVIDIA_L4", 2), spot=None,
-                             generation=GENERATION, machine="n1-standard-8")),
+                             generation=GENERATION, machine="g2-standard-24")),
 }
 
 
 @pytest.mark.parametrize("case", MOVIE_CASES)
-def test_every_movie_job_is_a_valid_custom_job_running_trainer_movie(car, run,
+def test_every_movie_job_is_a_valid_custom_job_running_trainer_movie(car, run, request,
                                                                      idle_vertex, case):
     flags, expected_args, expected_job = MOVIE_CASES[case]
+    if case == "from the bucket":     # the dry run looks them up there: they must be
+        gcs = request.getfixturevalue("gcs")
+        gcs.put("models/pilot-x.h5", b"h5")
+        gcs.put("training/laps.tgz", b"archive")
+        idle_vertex = request.getfixturevalue("make_vertex")(gcs, run_jobs=False)
     (car / "wip.tgz").write_bytes(b"stands for an archive; a dry run does not read it")
     (car / "models").mkdir(exist_ok=True)
     for name in ("pilot-wip.h5", "pilot-old.h5"):
@@ -259,7 +269,7 @@ def test_every_movie_job_is_a_valid_custom_job_running_trainer_movie(car, run,
     staging = body["jobSpec"]["baseOutputDirectory"]["outputUriPrefix"]
     assert staging == f"gs://{BUCKET}/job/{body['displayName']}/"
 
-    job = movie.get_args(container["args"])        # the job's own parser takes them
+    job = movie_args(container["args"])        # the job's own parser takes them
     assert {k: getattr(job, k) for k in expected_args} == expected_args
     if case == "from the bucket":                  # used where they are, nothing uploaded
         assert (job.model, job.archive) == (f"gs://{BUCKET}/models/pilot-x.h5",

@@ -13,6 +13,12 @@ an empty folder, with the environment Vertex gives a container
 (CLOUD_ML_JOB_ID, CLOUD_ML_PROJECT_ID, AIP_*) and the GCS emulator for
 Cloud Storage. The job's stdout and stderr lines become `ml_job` log
 entries (INFO and ERROR); its exit status becomes the job's state.
+
+With `images=Containers.find()` (make_vertex(gcs, images=...)), the job's
+command runs inside the image `make image` built instead, as Vertex AI
+runs it: `podman run --network host robocar-trainer:TAG python -m MODULE
+ARGS`, TAG being the tag of the job's imageUri (dk5.3), with Vertex's
+environment and the job body's own, and nothing of this machine's.
 """
 import datetime
 import json
@@ -41,9 +47,14 @@ PASS_PREFIX = ("TF_", "CUDA_", "OMP_")
 
 
 class VertexStandin:
-    def __init__(self, storage_emulator, run_jobs=True, pending_seconds=1.0):
+    def __init__(self, storage_emulator, run_jobs=True, pending_seconds=1.0, images=None):
         self.storage_emulator = storage_emulator
+        self.images = images              # a Containers: run jobs inside the local image
         self.run_jobs = run_jobs          # False: jobs stay pending (body checks only)
+        # Workers started again after they end (Vertex AI restarts a worker on
+        # another VM after maintenance or a Spot preemption, same job id): the
+        # job's state is its last attempt's.
+        self.restarts = 0
         self.pending_seconds = pending_seconds   # "waiting for a machine"
         self.jobs, self.logs, self.requests = {}, [], []
         self.lock = threading.Lock()
@@ -68,10 +79,12 @@ class VertexStandin:
     def close(self):
         with self.lock:
             self.closed = True
-        for proc in list(self.procs.values()):
+        for jid, proc in list(self.procs.items()):
             if proc.poll() is None:
                 proc.kill()
                 proc.wait()
+                if self.images:           # the container outlives its killed client
+                    self.images.remove(_container_name(jid))
         self.server.shutdown()
         self.server.server_close()
         shutil.rmtree(self.work, ignore_errors=True)
@@ -156,33 +169,41 @@ class VertexStandin:
             spec = job["jobSpec"]
             container = spec["workerPoolSpecs"][0]["containerSpec"]
             command = list(container.get("command", [])) + list(container.get("args", []))
-            if command and command[0] in ("python", "python3"):
-                command[0] = sys.executable
             home = tempfile.mkdtemp(dir=self.work, prefix=f"job-{jid}-")
-            env = {k: v for k, v in os.environ.items()
-                   if k in PASS_ENV or k.startswith(PASS_PREFIX)}
+            vertex_env = dict(CLOUD_ML_JOB_ID=jid, CLOUD_ML_PROJECT_ID=project,
+                              STORAGE_EMULATOR_HOST=self.storage_emulator)
             base = spec.get("baseOutputDirectory", {}).get("outputUriPrefix", "")
             base = base if not base or base.endswith("/") else base + "/"
-            env.update(HOME=home, PYTHONPATH=ROOT, CLOUD_ML_JOB_ID=jid,
-                       CLOUD_ML_PROJECT_ID=project,
-                       STORAGE_EMULATOR_HOST=self.storage_emulator)
             if base:
-                env.update(AIP_MODEL_DIR=base + "model/",
-                           AIP_CHECKPOINT_DIR=base + "checkpoints/",
-                           AIP_TENSORBOARD_LOG_DIR=base + "logs/")
-            env.update({e["name"]: e["value"] for e in container.get("env", [])})
-            proc = subprocess.Popen(command, cwd=home, env=env, stdout=subprocess.PIPE,
-                                    stderr=subprocess.PIPE, text=True, errors="replace")
-            self.procs[jid] = proc
+                vertex_env.update(AIP_MODEL_DIR=base + "model/",
+                                  AIP_CHECKPOINT_DIR=base + "checkpoints/",
+                                  AIP_TENSORBOARD_LOG_DIR=base + "logs/")
+            vertex_env.update({e["name"]: e["value"] for e in container.get("env", [])})
+            if self.images:
+                command = self.images.run_command(
+                    self.images.local(container["imageUri"]), command, vertex_env,
+                    name=_container_name(jid))
+                env = self.images.env()
+            else:
+                if command and command[0] in ("python", "python3"):
+                    command[0] = sys.executable
+                env = {k: v for k, v in os.environ.items()
+                       if k in PASS_ENV or k.startswith(PASS_PREFIX)}
+                env.update(HOME=home, PYTHONPATH=ROOT)
+                env.update(vertex_env)
             job.update(state="JOB_STATE_RUNNING", startTime=self.now(),
                        updateTime=self.now())
-        readers = [threading.Thread(target=self._log, args=(jid, project, stream, level))
-                   for stream, level in ((proc.stdout, "INFO"), (proc.stderr, "ERROR"))]
-        for r in readers:
-            r.start()
-        code = proc.wait()
-        for r in readers:
-            r.join()
+        for attempt in range(1 + self.restarts):
+            with self.lock:
+                if job["state"] != "JOB_STATE_RUNNING":
+                    break
+                if attempt:                 # a new VM: a fresh working folder
+                    home = tempfile.mkdtemp(dir=self.work, prefix=f"job-{jid}-")
+                    env = dict(env, HOME=home) if not self.images else env
+                proc = subprocess.Popen(command, cwd=home, env=env, stdout=subprocess.PIPE,
+                                        stderr=subprocess.PIPE, text=True, errors="replace")
+                self.procs[jid] = proc
+            code = self._wait(jid, project, proc)
         with self.lock:
             if job["state"] == "JOB_STATE_CANCELLING":
                 self._end(job, "JOB_STATE_CANCELLED", 1, "CANCELED")
@@ -195,6 +216,17 @@ class VertexStandin:
                           f"your job exited please check the logs: https://console.cloud."
                           f"google.com/logs/viewer?project={project}&resource=ml_job%2F"
                           f"job_id%2F{jid}")
+
+    def _wait(self, jid, project, proc):
+        """The attempt's exit code, its output logged as it comes."""
+        readers = [threading.Thread(target=self._log, args=(jid, project, stream, level))
+                   for stream, level in ((proc.stdout, "INFO"), (proc.stderr, "ERROR"))]
+        for r in readers:
+            r.start()
+        code = proc.wait()
+        for r in readers:
+            r.join()
+        return code
 
     def _end(self, job, state, code=None, message=None):
         job.update(state=state, endTime=self.now(), updateTime=self.now())
@@ -217,6 +249,70 @@ class VertexStandin:
 
 def _error(code, status, message):
     return {"error": {"code": code, "status": status, "message": message}}
+
+
+def _container_name(jid):
+    return f"vertex-standin-{jid}"
+
+
+# -- the images `make image` builds, and running them -------------------------
+
+# make image tags robocar-trainer:dk5.3 (and :dk5.4) in this machine's image
+# store, and writes podman's settings for this machine (see lib/local_image.sh).
+LOCAL_REPOSITORY = "robocar-trainer"
+CONTAINERS_CONF = os.path.join(ROOT, "build", "image", "containers.conf")
+
+
+class Containers:
+    """docker, when its engine answers, else podman: what runs the images.
+
+        images = Containers.find()      # None when neither is here
+        images.has("robocar-trainer:dk5.3")
+        subprocess.run(images.run_command(image, ["python", "-V"], {}), env=images.env())
+    """
+
+    def __init__(self, tool):
+        self.tool = tool
+
+    @classmethod
+    def find(cls):
+        docker = shutil.which("docker")
+        if docker and subprocess.run([docker, "info"], capture_output=True,
+                                     timeout=60).returncode == 0:
+            return cls("docker")
+        return cls("podman") if shutil.which("podman") else None
+
+    def env(self):
+        """This machine's environment, with make image's settings for podman."""
+        env = dict(os.environ)
+        if self.tool == "podman" and os.path.exists(CONTAINERS_CONF):
+            env["CONTAINERS_CONF"] = CONTAINERS_CONF
+        return env
+
+    def has(self, image):
+        return subprocess.run([self.tool, "image", "inspect", image], env=self.env(),
+                              capture_output=True, timeout=60).returncode == 0
+
+    @staticmethod
+    def local(image_uri):
+        """The local image of a job's imageUri: the same tag (dk5.3) of
+        robocar-trainer."""
+        return f"{LOCAL_REPOSITORY}:{image_uri.rpartition(':')[2]}"
+
+    def run_command(self, image, argv, env, name=None):
+        """`TOOL run` of ARGV in IMAGE with only the environment ENV, on the
+        host's network, so that a server on 127.0.0.1 (the GCS emulator) is
+        reachable as it is from here."""
+        command = [self.tool, "run", "--rm", "--network", "host"]
+        if name:
+            command += ["--name", name]
+        for key, value in env.items():
+            command += ["--env", f"{key}={value}"]
+        return command + [image, *argv]
+
+    def remove(self, name):
+        subprocess.run([self.tool, "rm", "--force", name], env=self.env(),
+                       capture_output=True, timeout=120)
 
 
 _ROUTES = [
@@ -292,13 +388,14 @@ def cloud_env(base, url, gcloud_config):
 
 @pytest.fixture
 def make_vertex(tmp_path):
-    """make_vertex(gcs=None, run_jobs=True) -> a stand-in with .env for the
-    scripts; without gcs, no Cloud Storage is reachable (nothing may be sent)."""
+    """make_vertex(gcs=None, run_jobs=True, images=None) -> a stand-in with
+    .env for the scripts; without gcs, no Cloud Storage is reachable (nothing
+    may be sent); with images (a Containers), jobs run inside the local image."""
     from conftest import script_env
     made = []
 
-    def make(gcs=None, run_jobs=True):
-        vx = VertexStandin(gcs.url if gcs else CLOSED, run_jobs=run_jobs)
+    def make(gcs=None, run_jobs=True, images=None):
+        vx = VertexStandin(gcs.url if gcs else CLOSED, run_jobs=run_jobs, images=images)
         made.append(vx)
         base = gcs.env if gcs else script_env(
             STEERING_BUCKET_NAME=PROJECT, STORAGE_EMULATOR_HOST=CLOSED,

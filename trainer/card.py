@@ -2,23 +2,24 @@
 
 The config travels with the artifact: data (archives with sha256, tubs),
 the effective config, versions, history, parity and evaluation, and each
-output file's sha256 and size.
+output file's sha256 and size (the .frames.npz the car's check runs too).
+The card is published last: download_models.sh takes exactly the files it
+names and checks each against it (bucket.py).
 """
 import datetime
 import json
 import os
 import platform
 
-from trainer import __version__
+from trainer import __version__, donkey
 from trainer.storage import atomic_path, sha256
 
 
 def versions():
     import tensorflow as tf
 
-    from trainer.donkey import VERSION, GENERATION
-    out = {"toolkit": __version__, "donkeycar": VERSION,
-           "donkeycar_generation": GENERATION, "tensorflow": tf.__version__,
+    out = {"toolkit": __version__, "donkeycar": donkey.version(),
+           "donkeycar_generation": donkey.generation(), "tensorflow": tf.__version__,
            "python": platform.python_version()}
     try:
         import keras

@@ -2,11 +2,10 @@
 project, and API clients built from the discovery documents that ship
 inside google-api-python-client (nothing is downloaded to build them).
 
-    region = cloud.require("REGION")
     creds, project = cloud.credentials_and_project()
     aiplatform = cloud.api("aiplatform", "v1", cloud.aiplatform_endpoint(region), creds)
 
-The environment is the contract of ../DESIGN.md: gcloud's own switches
+Settings come from trainer/settings.py: gcloud's own switches
 (CLOUDSDK_API_ENDPOINT_OVERRIDES_*, CLOUDSDK_AUTH_DISABLE_CREDENTIALS) are
 honoured, so an emulator or a test stand-in is one `export` away.
 """
@@ -18,18 +17,10 @@ import shutil
 import subprocess
 import warnings
 
+from trainer import settings
 from trainer.errors import UserError
 
-# An example value for each variable, shown when it is missing.
-EXAMPLES = {
-    "REGION": "europe-west1",
-    # build_image.sh tags it dk5.3 / dk5.4; a job picks the tag (trainer/generations.py)
-    "TRAINER_IMAGE": "europe-west1-docker.pkg.dev/my-project/robocar/trainer",
-    "STEERING_BUCKET_NAME": "my-robocar-bucket",
-    "GOOGLE_CLOUD_PROJECT": "my-project",
-}
 SCOPES = ["https://www.googleapis.com/auth/cloud-platform"]
-NO_CREDENTIALS = "CLOUDSDK_AUTH_DISABLE_CREDENTIALS"
 
 # google.api_core warns on every import that Python 3.11 support ends in
 # 2027; users of a script can do nothing about it, so it is not shown.
@@ -40,28 +31,6 @@ warnings.filterwarnings("ignore", message="You are using a Python version",
 logging.getLogger("googleapiclient.http").setLevel(logging.ERROR)
 
 
-def require(name, hint=""):
-    """The value of the environment variable NAME, or one line naming the fix."""
-    value = os.environ.get(name, "").strip()
-    if not value:
-        raise UserError(f"{name} is not set: export {name}={EXAMPLES.get(name, '...')}"
-                        f"{hint}")
-    return value
-
-
-def job_dir(bucket):
-    """JOB_DIR, else gs://BUCKET/job: where Vertex stages each job's outputs."""
-    value = os.environ.get("JOB_DIR", "").strip().rstrip("/")
-    if value and not value.startswith("gs://"):
-        raise UserError(f"JOB_DIR={value} is not a gs:// URI: export "
-                        f"JOB_DIR=gs://{bucket}/job, or unset it")
-    return value or f"gs://{bucket}/job"
-
-
-def credentials_disabled():
-    return os.environ.get(NO_CREDENTIALS, "").strip().lower() in ("1", "true", "yes", "on")
-
-
 def credentials_and_project():
     """(credentials or None, project id); each missing piece named with its fix.
 
@@ -69,14 +38,14 @@ def credentials_and_project():
     `gcloud config get-value project`.
     """
     creds, project = None, None
-    if not credentials_disabled():
+    if not settings.credentials_disabled():
         import google.auth
         from google.auth.exceptions import DefaultCredentialsError
 
         try:
             creds, project = google.auth.default(scopes=SCOPES)
         except DefaultCredentialsError as e:
-            key = os.environ.get("GOOGLE_APPLICATION_CREDENTIALS")
+            key = settings.credentials_file()
             if key and not os.path.isfile(key):
                 raise UserError(f"GOOGLE_APPLICATION_CREDENTIALS={key} names no file: "
                                 "point it at a service-account key, or unset it to "
@@ -88,12 +57,17 @@ def credentials_and_project():
             raise UserError("no Google Cloud credentials found: run `gcloud auth "
                             "application-default login`, or export "
                             "GOOGLE_APPLICATION_CREDENTIALS=/path/to/key.json") from None
-    project = os.environ.get("GOOGLE_CLOUD_PROJECT", "").strip() or project \
-        or gcloud_project()
+    project = settings.project() or project or gcloud_project()
     if not project:
         raise UserError("no Google Cloud project: export GOOGLE_CLOUD_PROJECT="
-                        f"{EXAMPLES['GOOGLE_CLOUD_PROJECT']}, or run `gcloud config "
+                        f"{settings.EXAMPLES['GOOGLE_CLOUD_PROJECT']}, or run `gcloud config "
                         "set project my-project`")
+    # A user's application-default login bills the project it was made for;
+    # without this, an older login's project gets the quota and the 403s.
+    if creds is not None and hasattr(creds, "with_quota_project") \
+            and getattr(creds, "quota_project_id", None) != project \
+            and type(creds).__module__.startswith("google.oauth2.credentials"):
+        creds = creds.with_quota_project(project)
     return creds, project
 
 
@@ -111,19 +85,13 @@ def gcloud_project():
     return value if value and value != "(unset)" else None
 
 
-def _endpoint(api, default):
-    override = os.environ.get(f"CLOUDSDK_API_ENDPOINT_OVERRIDES_{api.upper()}", "").strip()
-    url = override or default
-    return url if url.endswith("/") else url + "/"
-
-
 def aiplatform_endpoint(region):
     """Vertex AI is regional: https://REGION-aiplatform.googleapis.com/."""
-    return _endpoint("aiplatform", f"https://{region}-aiplatform.googleapis.com/")
+    return settings.endpoint("aiplatform", f"https://{region}-aiplatform.googleapis.com/")
 
 
 def logging_endpoint():
-    return _endpoint("logging", "https://logging.googleapis.com/")
+    return settings.endpoint("logging", "https://logging.googleapis.com/")
 
 
 def read_secret(name):
@@ -139,8 +107,8 @@ def read_secret(name):
     if not re.match(r"^projects/[^/]+/secrets/[^/]+/versions/[^/]+$", name):
         raise UserError(f"{name} is not a Secret Manager secret: give its id, e.g. "
                         "wandb-api-key, or projects/PROJECT/secrets/ID[/versions/N]")
-    service = api("secretmanager", "v1",
-                  _endpoint("secretmanager", "https://secretmanager.googleapis.com/"), creds)
+    endpoint = settings.endpoint("secretmanager", "https://secretmanager.googleapis.com/")
+    service = api("secretmanager", "v1", endpoint, creds)
     answer = call(service.projects().secrets().versions().access(name=name),
                   f"reading the secret {name}")
     return base64.b64decode(answer["payload"]["data"]).decode("utf-8")
@@ -190,9 +158,15 @@ def http_error_message(e):
     except (ValueError, KeyError, TypeError, AttributeError):
         message, status = _first_line(e), ""
     code = e.resp.status
+    if code == 403 and ("SERVICE_DISABLED" in status or "has not been used in project"
+                        in message):
+        return (f"HTTP 403 {status}: {_first_line(message)}: if the API is enabled in "
+                "your project, your application-default login bills another one: run "
+                "`gcloud auth application-default set-quota-project YOUR_PROJECT`; "
+                "else enable the API (docs/cloud.md: one-time set-up)")
     fix = {
         401: "run `gcloud auth application-default login` again",
-        403: "enable the API (README: one-time set-up) and check the account's "
+        403: "enable the API (docs/cloud.md: one-time set-up) and check the account's "
              "roles in this project",
         404: "check GOOGLE_CLOUD_PROJECT and REGION",
         429: "a quota was reached: wait, or ask for more quota in the console",

@@ -1,10 +1,91 @@
-"""The one exception type for problems the user can fix.
+"""The error contract every command keeps, in one place.
 
-Its message is one line: what went wrong, and what to do. The command-line
-edges (trainer.cli, trainer.task) print it after the script's name and exit 1;
-anything else is a bug and keeps its traceback.
+    from trainer.errors import UserError, run_main
+    raise UserError("wip.tgz not found: make it with make_tub_archive.sh")
+    sys.exit(run_main(main))       # UserError -> 'SCRIPT: message', exit 1
+
+An expected failure is one line on stderr, `SCRIPT: what went wrong, and
+what to do`, and exit 1; a usage error is that line, the script's Usage
+line and a pointer to -h, exit 2 (ArgumentParser); Ctrl-C is exit 130.
+Anything else is a bug and keeps its traceback. SCRIPT is the name of the
+script that was run (lib/common.sh exports it), else the module's name.
 """
+import argparse
+import os
+import sys
 
 
 class UserError(Exception):
     """An expected failure: bad input, missing file, refused overwrite."""
+
+
+def prog():
+    """The name the user typed: the script's (TRAINER_PROG), else 'trainer'."""
+    return os.environ.get("TRAINER_PROG") or "trainer"
+
+
+def warn(message):
+    print(f"{prog()}: warning: {message}", file=sys.stderr, flush=True)
+
+
+def run_main(main, argv=None):
+    """Run MAIN(argv) with the project's exit-code rules; returns the code."""
+    try:
+        return main(argv) or 0
+    except UserError as e:
+        print(f"{prog()}: {e}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(f"{prog()}: interrupted; nothing half-written was left behind",
+              file=sys.stderr)
+        return 130
+    except ModuleNotFoundError as e:
+        if not e.name or e.name.split(".")[0] == "trainer":
+            raise                               # ours: a bug, with its traceback
+        print(f"{prog()}: {missing_package(e.name)}", file=sys.stderr)
+        return 1
+
+
+# What the light install (the car's: bucket, cloud and download scripts) has;
+# anything else belongs to training, exports and movies.
+LIGHT = ("google", "googleapiclient", "google_crc32c", "httplib2", "tqdm", "requests")
+
+
+def missing_package(module):
+    """One line: which Python lacks which package, and how to get it."""
+    top = module.split(".")[0]
+    home = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    where = f"the Python at {sys.executable} has no '{top}'"
+    if top in LIGHT:
+        return f"{where}: {sys.executable} -m pip install {home}"
+    return (f"{where}, which training, exports and movies need: run 'make install' in "
+            f"{home}, or {sys.executable} -m pip install '{home}[train]'")
+
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse with the scripts' usage errors: one line naming the flag,
+    the script's own Usage line (TRAINER_USAGE, from its header), a pointer
+    to -h, exit 2. -h itself is the script's header (lib/common.sh prints it
+    before Python starts); run as a module, argparse's help is kept."""
+
+    def error(self, message):
+        print(f"{prog()}: {_plain(message)}", file=sys.stderr)
+        usage = os.environ.get("TRAINER_USAGE")
+        if usage:
+            print(usage, file=sys.stderr)
+            print(f"Run '{prog()} -h' for help.", file=sys.stderr)
+        else:
+            self.print_usage(sys.stderr)
+        sys.exit(2)
+
+
+def _plain(message):
+    """argparse's wording, as the scripts have always said it."""
+    if message.startswith("unrecognized arguments: "):
+        first = message.split(": ", 1)[1].split()[0]
+        if first.startswith("-"):
+            return f"unknown flag {first}"
+        return f"unexpected argument '{first}' (flags only)"
+    if message.startswith("argument ") and message.endswith("expected one argument"):
+        flags = message[len("argument "):].split(":", 1)[0]
+        return f"{flags.split('/')[0]} needs a value"
+    return message

@@ -14,9 +14,7 @@ import time
 
 import numpy as np
 
-from trainer.donkey import donkeycar  # noqa: F401
-from donkeycar.utils import get_model_by_type, load_image  # noqa: E402
-
+from trainer import donkey
 from trainer.errors import UserError
 from trainer.onnx_pilot import onnx_pilot
 
@@ -26,30 +24,37 @@ SAMPLE_SIZE = 100
 
 
 def sample_frames(tubs, cfg, size=SAMPLE_SIZE):
-    """Up to SIZE evenly spaced live records of TUBS ([(path, records)]), as
-    (images, driven) arrays: images as the car's camera delivers them, driven
-    the user's (steering, throttle)."""
-    pairs = [(path, r) for path, records in tubs for r in records]
-    if not pairs:
+    """A contiguous stretch of up to SIZE live records from the middle of the
+    largest of TUBS ([(shown name, path, records)]), as (images, driven,
+    where): images as the car's camera delivers them, driven the user's
+    (steering, throttle), where the tub and record numbers they came from."""
+    donkey.quiet()
+    from donkeycar.utils import load_image
+    shown, path, records = max(tubs, key=lambda t: len(t[2]), default=(None, None, []))
+    if not records:
         raise UserError("no live records to evaluate on")
-    idx = np.unique(np.linspace(0, len(pairs) - 1, min(size, len(pairs))).astype(int))
-    images, driven = [], []
-    for i in idx:
-        path, rec = pairs[i]
-        images.append(load_image(os.path.join(path, "images", rec["cam/image_array"]), cfg))
-        driven.append((float(rec.get("user/angle", 0.0)),
-                       float(rec.get("user/throttle", 0.0))))
-    return images, np.array(driven)
+    first = max(0, (len(records) - size) // 2)
+    stretch = records[first:first + size]
+    images = [load_image(os.path.join(path, "images", r["cam/image_array"]), cfg)
+              for r in stretch]
+    driven = np.array([(float(r.get("user/angle", 0.0)), float(r.get("user/throttle", 0.0)))
+                       for r in stretch])
+    where = {"tub": shown, "records": [stretch[0].get("_index"), stretch[-1].get("_index")],
+             "frames": len(stretch)}
+    return images, driven, where
 
 
 def keras_pilot(model_type, cfg, h5):
     """DonkeyCar's Keras pilot for MODEL_TYPE, running the .h5 at H5."""
+    donkey.quiet()
+    from donkeycar.utils import get_model_by_type
     pilot = get_model_by_type(model_type, cfg)
     pilot.load(h5)
     return pilot
 
 
 def load_pilots(model_type, cfg, files, h5_pilot):
+    from donkeycar.utils import get_model_by_type
     tfl = get_model_by_type("tflite_" + model_type, cfg)
     tfl.load(files["tflite"])
     return {"h5": h5_pilot, "tflite": tfl,

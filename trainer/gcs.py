@@ -1,7 +1,6 @@
 """The Cloud Storage edge: the bucket from the environment, the client, the
 retry policy, and Google's exceptions turned into one-line UserErrors.
 
-    bucket = bucket_from_env()          # STEERING_BUCKET_NAME, checked
     client = connect()                  # emulator: anonymous; else ADC
     with errors("upload wip.tgz"):
         blob.upload_from_filename(path, retry=policy().retry, timeout=policy().timeout)
@@ -10,22 +9,17 @@ Nothing here imports google.cloud at module level, so commands that never
 touch a bucket do not pay for it.
 """
 import contextlib
-import os
-import re
 import warnings
 from dataclasses import dataclass
 
+from trainer import settings
 from trainer.errors import UserError
 
-# Defaults, overridable through the environment (tests use short deadlines).
-DEADLINE = 90.0          # s of retrying transient faults before giving up
+# The deadline of retries is TRAINER_GCS_DEADLINE (settings.py; tests use short ones).
 CONNECT_TIMEOUT = 10.0   # s to open a connection; bounds an unreachable endpoint
 READ_TIMEOUT = 60.0      # s of silence in the middle of a response
 # DEADLINE + CONNECT_TIMEOUT (+ one backoff) stays well under the 3 minutes
 # in which an unreachable endpoint or a missing bucket must be reported.
-
-EXAMPLE_BUCKET = "my-robocar-bucket"
-_BUCKET_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{1,220}[a-z0-9]$")
 
 # google-api-core warns on every import under Python 3.11 about its own future
 # support window; users of the scripts cannot act on it.
@@ -35,25 +29,9 @@ warnings.filterwarnings("ignore", message=r"You are using a Python version",
                         category=FutureWarning)
 
 
-def bucket_from_env(env=None):
-    """The bucket named by STEERING_BUCKET_NAME (a leading gs:// is tolerated)."""
-    env = os.environ if env is None else env
-    raw = (env.get("STEERING_BUCKET_NAME") or "").strip()
-    if not raw:
-        raise UserError(f"STEERING_BUCKET_NAME is not set: export the bucket's name, "
-                        f"e.g. export STEERING_BUCKET_NAME={EXAMPLE_BUCKET}")
-    name = raw[len("gs://"):] if raw.startswith("gs://") else raw
-    name = name.rstrip("/")
-    if not _BUCKET_RE.match(name) or ".." in name:
-        raise UserError(f"STEERING_BUCKET_NAME={raw!r} is not a bucket name: use the "
-                        f"bare name in lowercase letters, digits, '-', '_' or '.', "
-                        f"e.g. {EXAMPLE_BUCKET}")
-    return name
-
-
 def endpoint():
     """What we talk to, for messages."""
-    return os.environ.get("STORAGE_EMULATOR_HOST") or "storage.googleapis.com"
+    return settings.get("STORAGE_EMULATOR_HOST") or "storage.googleapis.com"
 
 
 @dataclass(frozen=True)
@@ -70,16 +48,8 @@ class Policy:
             initial=0.5, maximum=16.0, multiplier=2.0)
 
 
-def policy(env=None):
-    env = os.environ if env is None else env
-    raw = env.get("TRAINER_GCS_DEADLINE")
-    try:
-        deadline = float(raw) if raw else DEADLINE
-        if deadline <= 0:
-            raise ValueError
-    except ValueError:
-        raise UserError(f"TRAINER_GCS_DEADLINE={raw!r} is not a number of seconds: "
-                        "unset it, or give e.g. 90") from None
+def policy():
+    deadline = settings.gcs_deadline()
     return Policy(deadline, (min(CONNECT_TIMEOUT, deadline), min(READ_TIMEOUT, deadline)))
 
 
@@ -88,14 +58,13 @@ def connect():
     with errors("connect to Cloud Storage"):
         from google.cloud import storage
 
-        project = os.environ.get("GOOGLE_CLOUD_PROJECT") or None
-        host = os.environ.get("STORAGE_EMULATOR_HOST")
-        if host:
-            if "://" not in host:       # host:port, as other clients accept it
-                os.environ["STORAGE_EMULATOR_HOST"] = "http://" + host
+        project = settings.project()
+        emulator = settings.storage_emulator()
+        if emulator:      # host:port is taken too, as other clients take it
             from google.auth.credentials import AnonymousCredentials
             return storage.Client(project=project or "robocar-emulator",
-                                  credentials=AnonymousCredentials())
+                                  credentials=AnonymousCredentials(),
+                                  client_options={"api_endpoint": emulator})
         # Application Default Credentials (GOOGLE_APPLICATION_CREDENTIALS, or
         # `gcloud auth application-default login`, or the VM's service account).
         # No project is needed to read and write objects of an existing bucket.
@@ -115,7 +84,7 @@ def errors(doing):
     except gexc.RetryError as e:
         raise UserError(f"could not {doing}: {_retry_reason(e)}") from None
     except aexc.DefaultCredentialsError as e:
-        key = os.environ.get("GOOGLE_APPLICATION_CREDENTIALS")
+        key = settings.credentials_file()
         if key:
             raise UserError(f"GOOGLE_APPLICATION_CREDENTIALS={key} is not a usable "
                             f"key file ({_first(e)}): fix the path, or unset it to use "
@@ -168,8 +137,7 @@ def _retry_reason(err):
                 "service is busy or down, try again later")
     return (f"cannot reach {endpoint()} ({_first(cause)}) after {seconds:g}s of "
             "retries: check the network" +
-            (" and STORAGE_EMULATOR_HOST" if os.environ.get("STORAGE_EMULATOR_HOST")
-             else ""))
+            (" and STORAGE_EMULATOR_HOST" if settings.storage_emulator() else ""))
 
 
 def _first(exc):

@@ -2,7 +2,7 @@
 image a cloud job of each runs, and which one a model card names.
 
     generation = wanted(args.generation)     # -d, else the DonkeyCar here: '5.3', '5.4'
-    image = image_for(os.environ["TRAINER_IMAGE"], generation)   # .../trainer:dk5.4
+    image = image_for(settings.trainer_image(), generation)   # .../trainer:dk5.4
     card_generation("models/pilot-wip.json")  # '5.4', or None
     mismatch("models/pilot-wip.json")         # a warning when it is not the one here
 
@@ -15,6 +15,7 @@ import json
 import os
 from dataclasses import dataclass
 
+from trainer import donkey
 from trainer.errors import UserError
 
 
@@ -40,10 +41,9 @@ def choices():
 def local():
     """The generation of the DonkeyCar this Python imports, or None."""
     try:
-        from trainer.donkey import GENERATION
+        return donkey.generation()
     except ImportError:
         return None
-    return GENERATION
 
 
 def check(value):

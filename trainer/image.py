@@ -1,6 +1,6 @@
 """The training image, one per DonkeyCar generation: what build_image.sh runs.
 
-    python -m trainer.cli image --source . --image REGISTRY/robocar/trainer --generation 5.4
+    python -m trainer.cli image --source . -i REGISTRY/robocar/trainer -d 5.4
 
 Cloud Build gets the toolkit folder and cloudbuild.yaml, which builds
 ./Dockerfile with the generation's Python as a build argument and pushes
@@ -8,11 +8,13 @@ IMAGE:dk5.4. `gcloud builds submit --tag` cannot pass build arguments,
 hence the config file and its substitutions.
 """
 import os
+import re
 import shlex
 import shutil
+import subprocess
 import sys
 
-from trainer import generations
+from trainer import generations, settings
 from trainer.errors import UserError
 
 CONFIG = "cloudbuild.yaml"
@@ -33,15 +35,13 @@ def build_command(source, image, generation, project=None, given=None):
 
 def build(args, say=print):
     """Run (or with args.dry_run, print) the Cloud Build of one image."""
-    from trainer import cloud
-
     generation = generations.wanted(args.generation)
     if args.image:
-        image, given = args.image, f"-t {args.image}"
+        image, given = args.image, f"-i {args.image}"
     else:
-        image = cloud.require("TRAINER_IMAGE", ", or pass -t IMAGE_URI")
+        image = settings.trainer_image(", or pass -i IMAGE_URI")
         given = None
-    project = os.environ.get("GOOGLE_CLOUD_PROJECT", "").strip() or None
+    project = settings.project()
     tagged, command = build_command(args.source, image, generation, project, given)
     if args.dry_run:
         say(shlex.join(command))
@@ -53,4 +53,39 @@ def build(args, say=print):
     say(f"building {tagged}: DonkeyCar {generation} on Python "
         f"{generations.GENERATIONS[generation].python}, with Cloud Build (10-20 minutes)")
     sys.stdout.flush()
-    os.execv(gcloud, command)
+    run_build([gcloud, *command[1:]], project)
+    return 0
+
+
+# Since 2024, Cloud Build in a new organisation runs as the Compute Engine
+# default service account, which starts with no roles: the build cannot read
+# its own uploaded source, push the image or write its log.
+BUILD_ROLES = ("roles/storage.objectViewer", "roles/artifactregistry.writer",
+               "roles/logging.logWriter")
+_DENIED = re.compile(r"does not have (storage\.objects\.(list|get)|artifactregistry\.\S+|"
+                     r"logging\.\S+) access|PERMISSION_DENIED|caller does not have permission",
+                     re.IGNORECASE)
+
+
+def run_build(command, project):
+    """Run gcloud, its output passed through; a refused build is one line
+    naming Cloud Build's service account and the roles it lacks."""
+    proc = subprocess.Popen(command, stdout=sys.stdout, stderr=subprocess.PIPE, text=True)
+    last, denied = "", None
+    for line in proc.stderr:
+        sys.stderr.write(line)
+        sys.stderr.flush()
+        if line.strip():
+            last = line.strip()
+        if _DENIED.search(line):
+            denied = denied or line.strip()
+    if proc.wait() == 0:
+        return
+    if denied:
+        account = ("PROJECT_NUMBER-compute@developer.gserviceaccount.com (gcloud "
+                   "projects describe PROJECT --format='value(projectNumber)')")
+        raise UserError(f"Cloud Build was refused ({denied[:120]}): grant its service "
+                        f"account {account} the roles {', '.join(BUILD_ROLES)} in project "
+                        f"{project or 'PROJECT'} (docs/cloud.md: one-time set-up)")
+    raise UserError(f"the Cloud Build failed ({last[:160] or 'no message'}): see its "
+                    "log above")

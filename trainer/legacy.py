@@ -14,15 +14,15 @@ import os
 import numpy as np
 from PIL import Image
 
-from trainer.donkey import donkeycar  # noqa: F401
-from donkeycar.parts.datastore import Tub as LegacyTub  # noqa: E402
-from donkeycar.parts.tub_v2 import Tub  # noqa: E402
-
+from trainer import donkey
 from trainer.errors import UserError
 
 
 def convert_v1(src, dest):
     """Write the v1 tub at SRC as a v2 tub at DEST; returns the record count."""
+    donkey.quiet()
+    from donkeycar.parts.datastore import Tub as LegacyTub
+    from donkeycar.parts.tub_v2 import Tub
     legacy = LegacyTub(src)
     paths = legacy.gather_records()     # sorted by index, exclude.json honoured
     tub = Tub(dest, inputs=list(legacy.inputs), types=list(legacy.types))
@@ -35,6 +35,7 @@ def convert_v1(src, dest):
                 record = json.load(f)
             for key in image_keys:
                 if key in record:
+                    _check_image_name(src, path, key, record[key])
                     with Image.open(os.path.join(src, record[key])) as im:
                         record[key] = np.asarray(im.convert("RGB"))
             tub.write_record(record)
@@ -47,3 +48,14 @@ def convert_v1(src, dest):
     if written != len(paths):
         raise UserError(f"legacy tub {src}: converted {written} of {len(paths)} records")
     return written
+
+
+def _check_image_name(src, record_path, key, value):
+    """A v1 record names its frame beside it (N_cam-image_array_.jpg); any
+    other path ('../../x.jpg', '/home/me/x.jpg') would pack a host file."""
+    if not isinstance(value, str) or value in ("", ".", "..") or "/" in value \
+            or "\\" in value or "\0" in value:
+        raise UserError(f"legacy tub {src}: {os.path.basename(record_path)} names the "
+                        f"image {str(value)[:80]!r} for {key}, which is not a file in the "
+                        "tub folder; the tub is unsafe or damaged: fix or remove that "
+                        "record_N.json and run again")

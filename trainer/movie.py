@@ -15,24 +15,18 @@ import shutil
 import sys
 import tempfile
 
-from trainer.cli import run_main
-from trainer.errors import UserError
+from PIL import Image
+
+from trainer import bucket, console, donkey, gcs, settings
+from trainer.archive import extract, layout
+from trainer.config import load_car_config
+from trainer.errors import UserError, run_main
+from trainer.export import check_input_size, trust_model_code
+from trainer.flags import movie_args
+from trainer.storage import Storage, parse_uri
+from trainer.tubs import read_records
 
 SALIENT_TYPES = ("linear", "categorical")
-
-
-def get_args(argv=None):
-    p = argparse.ArgumentParser(prog="trainer.movie", description=__doc__.split("\n")[0])
-    p.add_argument("--archive", required=True, help="tub archive, path or gs:// URI")
-    p.add_argument("--model", required=True, help=".h5 model, path or gs:// URI")
-    p.add_argument("--output", required=True, help=".mp4 path or gs:// URI")
-    p.add_argument("--type", help="model type (default: the config's DEFAULT_MODEL_TYPE)")
-    p.add_argument("--start", type=int, default=0, help="first record (default: 0)")
-    p.add_argument("--end", type=int, default=-1, help="record to stop before "
-                   "(default: -1, the end of the tub)")
-    p.add_argument("--plain", action="store_true", help="no salient map (default: drawn)")
-    p.add_argument("--force", action="store_true", help="replace an existing movie")
-    return p.parse_args(argv)
 
 
 def check_moviepy():
@@ -68,11 +62,6 @@ def make_movie(args, storage, say=print):
 
 
 def _make(args, storage, work, say):
-    from trainer.archive import extract, layout
-    from trainer.config import load_car_config
-    from trainer.storage import parse_uri
-    from trainer.tubs import read_records
-
     archive = storage.fetch(args.archive, os.path.join(work, "download"), what="archive")
     root = extract(archive, os.path.join(work, "car"))
     config_path, tubs = layout(root, parse_uri(args.archive).name)
@@ -82,55 +71,85 @@ def _make(args, storage, work, say):
     if salient and model_type not in SALIENT_TYPES:
         raise UserError(f"the salient map needs a {' or '.join(SALIENT_TYPES)} model, "
                         f"not {model_type}: pass -p for a plain movie")
-    records = len(read_records(tubs[0])[0])
+    live = read_records(tubs[0])[0]
+    records = len(live)
     end = records if args.end == -1 else args.end
     if not 0 <= args.start < end <= records:
         raise UserError(f"frames {args.start} to {end} are outside the tub's {records} "
                         f"records: give 0 <= -s START < -e END <= {records}")
     model = storage.fetch(args.model, os.path.join(work, "download"), what="model")
     _check_model(model, model_type, cfg)
+    resized = frames_as_trained(tubs[0], live[max(args.start - 1, 0):end], cfg)
+    if resized:
+        say(f"frames are {resized}, the config's {cfg.IMAGE_W}x{cfg.IMAGE_H}: resized as "
+            "training resizes them, so the model sees what it was trained on")
 
-    from trainer.donkey import donkeycar  # noqa: F401
     from donkeycar.management.makemovie import MakeMovie
 
     out = os.path.join(work, "movie.mp4")
+    # MakeMovie(start=A, end=B) draws records A+1 .. B-1: moviepy reads its
+    # first frame once to learn the size, and that record is not in the movie.
+    # So A is one before the first record drawn, and a movie from record 0
+    # starts at record 1 (there is none before it to spend).
+    first = max(args.start, 1)
+    if end - first < 1:
+        raise UserError(f"-s {args.start} -e {end}: a movie needs two records or more: "
+                        f"give e.g. -e {first + 100}")
     mm_args = argparse.Namespace(
         tub=tubs[0], out=out, config=config_path, model=model, type=model_type,
-        # MakeMovie writes (end - start - 1) frames: one past END gives START..END-1.
-        salient=salient, start=args.start, end=end + 1, scale=2,
+        salient=salient, start=first - 1, end=end, scale=2,
         draw_user_input=True)          # True means drawn (DonkeyCar's flag inverts it)
     mm = MakeMovie()
-    mm.run(mm_args, argparse.ArgumentParser())
-    if getattr(mm, "tub", None):
-        mm.tub.close()
-    expected = end - args.start
+    with console.filtered():           # the movie's progress, not the libraries' chatter
+        mm.run(mm_args, argparse.ArgumentParser())
+        if getattr(mm, "tub", None):
+            mm.tub.close()
+    expected = end - first
     frames = count_frames(out) if os.path.isfile(out) else 0
     if frames != expected:
         raise UserError(f"DonkeyCar's makemovie wrote {frames} frames, expected "
                         f"{expected}: check the messages above")
     storage.put(out, args.output)
-    say(f"wrote {args.output}: {frames} frames at {cfg.DRIVE_LOOP_HZ} fps"
-        f"{'' if salient else ', no salient map'}")
+    say(f"wrote {args.output}: {frames} frames (records {first} to {end - 1}) at "
+        f"{cfg.DRIVE_LOOP_HZ} fps{'' if salient else ', no salient map'}")
     return frames
 
 
+def frames_as_trained(tub, records, cfg):
+    """Frames of another size than the config's, resized the way DonkeyCar's
+    load_image does when it trains (makemovie's salient map would feed the
+    raw frame to the model and fail on its shape). Only this job's extracted
+    copy changes; saved as PNG, so the pixels are exactly the ones training
+    used. Returns the original size ('128x120'), or None when all fit."""
+    size, found = (cfg.IMAGE_W, cfg.IMAGE_H), None
+    for record in records:
+        path = os.path.join(tub, "images", record["cam/image_array"])
+        with Image.open(path) as img:
+            if img.size == size:
+                continue
+            found = found or f"{img.width}x{img.height}"
+            resized = img.resize(size)
+        resized.save(path, format="PNG")
+    return found
+
+
 def _check_model(path, model_type, cfg):
-    from trainer.donkey import import_tensorflow
-    import_tensorflow()                 # the first TensorFlow of the job, quietly
-    from trainer.export import check_input_size
+    donkey.import_tensorflow()          # the first TensorFlow of the job, quietly
     check_input_size(path, cfg, "model", "use a model trained on this car's config")
 
 
 def main(argv=None):
-    args = get_args(argv)
-    from trainer import gcs
-    from trainer.storage import Storage
+    args = movie_args(argv)
+    donkey.quiet()
+    donkey.require_gpu(settings.accelerator())   # a paid GPU: before fetching anything
+    if args.trust_model_code:
+        trust_model_code()
     # As trainer.task: gs:// URIs (the cloud job's) and bare names found only
     # in the bucket build the storage client; local runs never touch it.
     storage = Storage(connect=gcs.connect)
-    args.archive = storage.resolve(args.archive, "training", "archive", suffix=".tgz",
-                                   hint=", or upload it with upload_tub_archive.sh")
-    args.model = storage.resolve(args.model, "models", "model", suffix=".h5")
+    args.archive = bucket.resolve(storage, args.archive, bucket.ARCHIVE,
+                                  hint=", or upload it with upload_tub_archive.sh")
+    args.model = bucket.resolve(storage, args.model, bucket.MODEL)
     make_movie(args, storage)
 
 

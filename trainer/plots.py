@@ -23,20 +23,28 @@ def loss_plot(history, title, path):
     epochs = range(1, len(history.get("loss", [])) + 1)
     ax.plot(epochs, history.get("loss", []), marker="o", label="train loss")
     ax.plot(epochs, history.get("val_loss", []), marker="o", label="validation loss")
+    val = [(v, e) for e, v in zip(epochs, history.get("val_loss", [])) if v == v]
+    if val:                          # DonkeyCar keeps the epoch of the best val_loss
+        best, kept = min(val)
+        ax.axvline(kept, color="grey", linestyle="--", linewidth=1)
+        ax.plot([kept], [best], marker="*", markersize=14, color="gold",
+                markeredgecolor="black", linestyle="none", label=f"kept (epoch {kept})")
     ax.set(title=f"{title}: loss", xlabel="epoch", ylabel="loss (mse)")
     ax.legend()
     fig.tight_layout()
     _save(fig, path)
 
 
-def prediction_plot(driven, predictions, title, path):
-    fig, ax = _figure((9, 4))
+def prediction_plot(driven, predictions, title, path, source):
+    """Steering over a contiguous stretch of frames (SOURCE says which)."""
+    fig, ax = _figure((9, 4.5))
     ax.plot(driven[:, 0], color="black", linewidth=2, label="driven")
     for fmt, style in (("h5", "-"), ("tflite", "--"), ("onnx", ":")):
         if fmt in predictions:
             ax.plot(predictions[fmt][:, 0], style, label=f"predicted ({fmt})")
-    ax.set(title=f"{title}: steering on evaluation frames", xlabel="frame (evenly "
-           "spaced over the tubs)", ylabel="steering", ylim=(-1.1, 1.1))
+    ax.set(title=f"{title}: steering, frames of {source}", xlabel="frame (consecutive "
+           "records)", ylabel="steering", ylim=(-1.1, 1.1))
+    ax.title.set_fontsize(9)
     ax.legend(loc="upper right")
     fig.tight_layout()
     _save(fig, path)

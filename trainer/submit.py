@@ -11,23 +11,20 @@ arguments the local script would pass, gs:// URIs instead of paths ->
 without --wait, how to follow it; with --wait, its states and log lines
 until it ends, then its outputs home.
 
-What differs between jobs is a small class: Train (`trainer.task`, the
-model files into ./models) and Movie (`trainer.movie`, the mp4 into OUT).
+What differs between jobs is declared in trainer/jobs.py: Train
+(`trainer.task`, the model files into ./models) and Movie (`trainer.movie`,
+the mp4 into OUT).
 """
 import json
-import os
-import re
 import shlex
 import sys
 from dataclasses import dataclass
 
-from trainer import cloud, generations, tracking, vertex
-from trainer.errors import UserError
-from trainer.storage import join, parse_uri
-from trainer.training import OUTPUTS, default_model_name
-
-LOCAL_MODELS = "models"          # -w downloads here, relative to the car folder
-MOVIES = "movies"                # the bucket's folder for movies
+from trainer import bucket, cloud, donkey, gcs, generations, settings, vertex
+from trainer.config import parse_overrides
+from trainer.errors import UserError, prog
+from trainer.jobs import Train
+from trainer.storage import Storage, join
 
 
 @dataclass(frozen=True)
@@ -51,34 +48,32 @@ def submit(args, job=None, say=None, note=None):
     say = say or (lambda line: print(line, flush=True))
     note = note or (lambda line: print(line, file=sys.stderr, flush=True))
     job = job or Train(args)
-    from trainer import gcs
 
-    region = cloud.require("REGION")
-    if not re.match(r"^[a-z]+(-[a-z]+)+\d+$", region):
-        raise UserError(f"REGION={region} is not a Google Cloud region: export "
-                        "REGION=europe-west1 (or another Vertex AI region)")
-    image = cloud.require("TRAINER_IMAGE", ", the image ./build_image.sh pushes")
+    settings.require_all("REGION", "TRAINER_IMAGE", "STEERING_BUCKET_NAME")
+    region = settings.region()
+    image = settings.trainer_image(", the image ./build_image.sh pushes")
     generation = generations.wanted(args.generation or job.default_generation())
     image = generations.image_for(image, generation)
-    bucket = gcs.bucket_from_env()
-    job.prepare(bucket)
+    bucket_name = settings.bucket()
+    job.prepare(bucket_name)
     machine = vertex.check_machine(args.machine or vertex.MACHINE)
-    accelerator = vertex.parse_accelerator(args.accelerator or vertex.ACCELERATOR)
+    accelerator = vertex.pick_accelerator(machine, args.accelerator)
     display = vertex.display_name(job.name)
-    plan = Plan(region=region, image=image, generation=generation, bucket=bucket,
+    plan = Plan(region=region, image=image, generation=generation, bucket=bucket_name,
                 machine=machine, accelerator=accelerator, display=display,
-                staging=f"{cloud.job_dir(bucket)}/{display}/")
-    if args.dry_run:
-        return dry_run(job, plan, say, note)
-
-    from trainer.storage import Storage
+                staging=f"{bucket.job_dir(bucket_name)}/{display}/")
+    check_model_type(getattr(args, "type", None))
+    parse_overrides(getattr(args, "set", None))      # -c KEY=VALUE, checked before sending
     storage = Storage(connect=gcs.connect)
+    if args.dry_run:
+        return dry_run(job, plan, storage, say, note)
+
     creds, project = cloud.credentials_and_project()     # before anything is sent
     jobs = vertex.Jobs(cloud.api("aiplatform", "v1", cloud.aiplatform_endpoint(region),
                                  creds), project, region)
-    job.refuse_overwrites(storage, plan)
-    inputs = job.stage(storage, plan, say)
-    created = jobs.create(job_body(job, plan, inputs))
+    job.refuse_overwrites(storage)
+    inputs, _ = stage(job, plan, storage, say)
+    created = jobs.create(job_body(job, plan, inputs, project))
     jid = vertex.job_id(created)
     follow_cmd, cancel_cmd = vertex.gcloud_hints(created, region, project)
     say(f"created Vertex AI job {jid} ({display}) in {region}: {describe(plan)}")
@@ -86,23 +81,40 @@ def submit(args, job=None, say=None, note=None):
     if not args.wait:
         say(f"  follow:  {follow_cmd}")
         say(f"  cancel:  {cancel_cmd}")
-        say(f"  then:    {job.hint(plan)}")
+        say(f"  then:    {job.hint()}")
         return 0
 
     logs = cloud.api("logging", "v2", cloud.logging_endpoint(), creds)
     tail = vertex.LogTail(logs, project, jid)
     try:
         ended = vertex.follow(jobs, tail, created["name"], say=say,
-                              warn=lambda m: note(f"{_prog()}: warning: {m}"))
+                              warn=lambda m: note(f"{prog()}: warning: {m}"))
     except KeyboardInterrupt:
-        note(f"{_prog()}: stopped following; job {jid} keeps running in the cloud.")
+        note(f"{prog()}: stopped following; job {jid} keeps running in the cloud.")
         note(f"  follow it again: {follow_cmd}")
         note(f"  cancel it:       {cancel_cmd}")
-        note(f"  when it has succeeded: {job.hint(plan)}")
+        note(f"  when it has succeeded: {job.hint()}")
         return 130
     finish(ended, tail, say)
-    job.bring_home(storage, plan, say)
+    job.bring_home(storage, say)
     return 0
+
+
+def stage(job, plan, storage=None, say=print, dry=False):
+    """({input: gs:// URI}, [(local file, URI)]): where the job reads each
+    input it was given; uploaded unless DRY (then planned, nothing sent)."""
+    inputs, uploads = {}, []
+    given = job.given()
+    for each in job.inputs:
+        if given.get(each.dest) is None:
+            continue
+        uri, local = bucket.stage(storage, given[each.dest], each.kind, plan.bucket,
+                                  join(plan.staging, each.role), what=each.what,
+                                  force=job.args.force, say=say, dry=dry)
+        inputs[each.dest] = uri
+        if local:
+            uploads.append((local, uri))
+    return inputs, uploads
 
 
 def describe(plan):
@@ -111,32 +123,51 @@ def describe(plan):
     return f"{plan.machine}{gpu}, DonkeyCar {plan.generation} ({plan.image})"
 
 
-def job_body(job, plan, inputs):
-    """The CustomJob: JOB's module with the local script's arguments, in gs://."""
+def job_body(job, plan, inputs, project):
+    """The CustomJob: JOB's module with the local script's arguments, in gs://;
+    its environment names the GPU it was sent with (the job checks it is
+    there) and PROJECT's W&B settings, never a key."""
     labels = {"tool": "robocar-trainer", "donkeycar": plan.generation,
               **job.labels(inputs)}
+    env = job.container_env(project)
+    if plan.accelerator:
+        env["TRAINER_ACCELERATOR"] = "{}:{}".format(*plan.accelerator)
     return vertex.job_body(display_name=plan.display, image=plan.image,
-                           module=job.module, args=job.module_args(inputs),
+                           module=job.module, args=job.argv(inputs),
                            machine=plan.machine, accelerator=plan.accelerator,
                            spot=job.args.spot, output_dir=plan.staging, labels=labels,
-                           env=job.container_env)
+                           env=env)
 
 
-def dry_run(job, plan, say, note):
-    """Print the body and the gcloud equivalent; read and send nothing."""
-    inputs, uploads = job.planned(plan)
-    body = job_body(job, plan, inputs)
+def check_model_type(model_type):
+    """A --type DonkeyCar does not know fails here, not in a paid job (where
+    DonkeyCar with TensorFlow is installed; a car without it leaves the check
+    to the job)."""
+    if not model_type:
+        return
+    known = donkey.model_types()
+    if known is not None and model_type not in known:
+        keras = [k for k in known if not k.startswith(("tflite_", "tensorrt_"))]
+        raise UserError(f"--type {model_type}: DonkeyCar knows no such model type: use "
+                        f"one of {', '.join(keras)}")
+
+
+def dry_run(job, plan, storage, say, note):
+    """Print the body and the gcloud equivalent; upload and send nothing. The
+    inputs are checked where they are (here, or in the bucket)."""
+    project = settings.project() or cloud.gcloud_project()
+    inputs, uploads = stage(job, plan, storage, dry=True)
+    body = job_body(job, plan, inputs, project)
     say(json.dumps(body, indent=2))
-    project = os.environ.get("GOOGLE_CLOUD_PROJECT", "").strip()
     labels = ",".join(f"{k}={v}" for k, v in body["labels"].items())
     command = ["gcloud", "ai", "custom-jobs", "create", "--region", plan.region]
     command += ["--project", project] if project else []
     command += ["--display-name", body["displayName"], "--labels", labels,
                 "--config", "job.yaml"]
     for local, uri in uploads:
-        note(f"{_prog()}: would upload {local} to {uri} (unless already there)")
-    note(f"{_prog()}: dry run: nothing was uploaded or sent. The same job with gcloud, "
-         "the \"jobSpec\" above saved as job.yaml:")
+        note(f"{prog()}: would upload {local} to {uri} (unless already there)")
+    note(f"{prog()}: dry run: nothing was uploaded or sent. To send the same job "
+         "with gcloud, save the \"jobSpec\" object printed above as job.yaml, then run:")
     note("  " + shlex.join(command))
     return 0
 
@@ -152,280 +183,3 @@ def finish(job, tail, say):
                         f"log above, or {vertex.console_url(job)}")
     say(f"job {jid} succeeded: {vertex.minutes(ran)} on the machine after "
         f"{vertex.minutes(waited)} waiting for it")
-
-
-# -- the jobs ------------------------------------------------------------------
-
-class Train:
-    """submit_cloud_train.sh: trainer.task with local_train.sh's arguments."""
-    module = "trainer.task"
-
-    def __init__(self, args):
-        self.args = args
-
-    def default_generation(self):
-        return None                      # this machine's DonkeyCar
-
-    def prepare(self, bucket):
-        """Check the flags that need no I/O; fix the output and the name."""
-        args = self.args
-        self.output = (args.output or f"gs://{bucket}/models").rstrip("/")
-        if parse_uri(self.output).scheme != "gs":
-            raise UserError(f"-o {self.output}: a cloud job can only write to gs://: "
-                            f"give gs://{bucket}/models, or leave -o out")
-        self.bucket = bucket
-        self.name = args.model_name or default_model_name(args.archive)
-        self.container_env = tracking.job_env()     # W&B settings; never the API key
-
-    def planned(self, plan):
-        """(inputs, uploads) a dry run shows, found without reading anything."""
-        args = self.args
-        inputs = {"archive": planned_uri(args.archive, plan.bucket, "training"),
-                  "transfer": None}
-        if args.transfer:
-            inputs["transfer"] = planned_model(args.transfer, plan, "transfer")
-        uploads = [(local, inputs[key]) for key, local in
-                   (("archive", args.archive), ("transfer", args.transfer))
-                   if local and os.path.isfile(local) and local != inputs[key]]
-        return inputs, uploads
-
-    def refuse_overwrites(self, storage, plan):
-        """The job would refuse, but only after a machine was paid for: ask first."""
-        if self.args.force:
-            return
-        name, output = self.name, self.output
-        targets = {join(output, name + ext) for ext in OUTPUTS}
-        taken = sorted(r.uri for r in storage.list(join(output, name + "."))
-                       if r.uri in targets)
-        if taken:
-            raise UserError(f"{taken[0]} already exists: pass -f to replace the model, "
-                            "or -m NAME to train another")
-        if self.args.wait:
-            local = [os.path.join(LOCAL_MODELS, name + ext) for ext in OUTPUTS]
-            here = [p for p in local if os.path.exists(p)]
-            if here:
-                raise UserError(f"{here[0]} already exists and -w would replace it: "
-                                "pass -f to replace it, or -m NAME to train another")
-
-    def stage(self, storage, plan, say):
-        args = self.args
-        return {"archive": stage_archive(storage, args.archive, plan.bucket, args.force,
-                                         say),
-                "transfer": stage_model(storage, args.transfer, "transfer model", plan,
-                                        "transfer", say) if args.transfer else None}
-
-    def module_args(self, inputs):
-        args = self.args
-        task = ["--archive", inputs["archive"], "--output", self.output]
-        if args.model_name:
-            task += ["--model-name", args.model_name]
-        if args.type:
-            task += ["--type", args.type]
-        if inputs["transfer"]:
-            task += ["--transfer", inputs["transfer"]]
-        if args.force:
-            task += ["--force"]
-        return task
-
-    def labels(self, inputs):
-        return {"model": self.name,
-                "archive": default_model_name(inputs["archive"])[len("pilot-"):]}
-
-    def hint(self, plan):
-        out = parse_uri(self.output)
-        if out.path.strip("/") == "models" and out.bucket == plan.bucket:
-            return f"./download_models.sh -m {self.name}"
-        return f"gcloud storage cp '{join(self.output, self.name)}.*' {LOCAL_MODELS}/"
-
-    def bring_home(self, storage, plan, say):
-        try:
-            download(storage, self.output, plan.bucket, self.name, self.args.force, say)
-        except UserError as e:
-            raise UserError(f"the job succeeded, but its models did not arrive in "
-                            f"./{LOCAL_MODELS}: {e}") from None
-
-
-class Movie:
-    """submit_cloud_makemovie.sh: trainer.movie with local_makemovie.sh's
-    arguments; the mp4 goes to gs://BUCKET/movies/, and home with --wait."""
-    module = "trainer.movie"
-    container_env = {}           # movies are not tracked
-
-    def __init__(self, args):
-        self.args = args
-
-    def default_generation(self):
-        """The generation in the card beside a local MODEL (MODEL.json): the
-        image that loads the model best is the one that trained it."""
-        model = self.args.model
-        if model.startswith("gs://") or not os.path.isfile(model):
-            return None
-        found = generations.card_generation(os.path.splitext(model)[0] + ".json")
-        return found if found in generations.GENERATIONS else None
-
-    def prepare(self, bucket):
-        args = self.args
-        self.start = _record("-s", args.start, 0)
-        self.end = _record("-e", args.end, -1)
-        if self.end != -1 and self.end <= self.start:
-            raise UserError(f"-s {self.start} -e {self.end}: END must be after START, "
-                            f"e.g. -s {self.start} -e {self.start + 100}")
-        out = args.output or os.path.splitext(parse_uri(args.model).name)[0] + ".mp4"
-        if out.endswith("/") or os.path.basename(out) in ("", ".", ".."):
-            raise UserError(f"-o {out} names no file: give e.g. -o pilot-wip.mp4")
-        if parse_uri(out).scheme == "gs":       # -o gs://...: there, and home by name
-            self.remote, self.home = out, parse_uri(out).name
-        else:
-            self.remote, self.home = f"gs://{bucket}/{MOVIES}/{os.path.basename(out)}", out
-        self.name = "movie-" + os.path.splitext(parse_uri(self.remote).name)[0]
-
-    def planned(self, plan):
-        args = self.args
-        inputs = {"archive": planned_uri(args.archive, plan.bucket, "training"),
-                  "model": planned_model(args.model, plan, "model")}
-        uploads = [(local, inputs[key]) for key, local in
-                   (("archive", args.archive), ("model", args.model))
-                   if os.path.isfile(local) and local != inputs[key]]
-        return inputs, uploads
-
-    def refuse_overwrites(self, storage, plan):
-        if self.args.force:
-            return
-        if storage.exists(self.remote):
-            raise UserError(f"{self.remote} already exists: pass -f to replace it, or "
-                            "-o another name")
-        if self.args.wait and os.path.exists(self.home):
-            raise UserError(f"{self.home} already exists and -w would replace it: pass "
-                            "-f to replace it, or -o another name")
-
-    def stage(self, storage, plan, say):
-        args = self.args
-        return {"archive": stage_archive(storage, args.archive, plan.bucket, args.force,
-                                         say),
-                "model": stage_model(storage, args.model, "model", plan, "model", say)}
-
-    def module_args(self, inputs):
-        movie = ["--archive", inputs["archive"], "--model", inputs["model"],
-                 "--output", self.remote]
-        if self.start:
-            movie += ["--start", str(self.start)]
-        if self.end != -1:
-            movie += ["--end", str(self.end)]
-        if self.args.plain:
-            movie += ["--plain"]
-        if self.args.force:
-            movie += ["--force"]
-        return movie
-
-    def labels(self, inputs):
-        return {"kind": "movie",
-                "model": os.path.splitext(parse_uri(inputs["model"]).name)[0],
-                "archive": default_model_name(inputs["archive"])[len("pilot-"):]}
-
-    def hint(self, plan):
-        return f"gcloud storage cp {self.remote} {shlex.quote(self.home)}"
-
-    def bring_home(self, storage, plan, say):
-        from trainer.transfer import human
-        try:
-            remote = storage.download(self.remote, self.home)
-        except UserError as e:
-            raise UserError(f"the job succeeded, but its movie did not arrive at "
-                            f"{self.home}: {e}") from None
-        say(f"downloaded {self.home} from {self.remote} ({human(remote.size)}; verified)")
-
-
-def _record(flag, value, default):
-    """A record number given with FLAG, as an int (DEFAULT when not given)."""
-    if value in (None, ""):
-        return default
-    try:
-        number = int(value)
-    except ValueError:
-        number = None
-    if number is None or number < 0:
-        raise UserError(f"{flag} {value}: give a record number (0 or more), e.g. "
-                        f"{flag} 100")
-    return number
-
-
-# -- inputs --------------------------------------------------------------------
-
-def planned_uri(given, bucket, folder):
-    """Where a dry run expects GIVEN: as is for gs://, else in the bucket's FOLDER
-    (a local file is uploaded there; a bare name is looked up there)."""
-    if given.startswith("gs://"):
-        return given
-    if not os.path.isfile(given) and ("/" in given or os.path.isdir(given)):
-        raise UserError(f"{given} not found: check the path")
-    return f"gs://{bucket}/{folder}/{os.path.basename(given)}"
-
-
-def planned_model(given, plan, folder):
-    """Where a dry run expects the model GIVEN: a local file travels with the
-    job (under its staging FOLDER); a name or gs:// URI is used from the bucket."""
-    if os.path.isfile(given):
-        return f"{plan.staging}{folder}/{os.path.basename(given)}"
-    return planned_uri(given, plan.bucket, "models")
-
-
-def stage_archive(storage, given, bucket, force, say):
-    """The archive's gs:// URI, uploading a local one unless the bucket has it
-    (a different archive of that name there is replaced only with FORCE)."""
-    from trainer.transfer import upload_archive
-
-    where = storage.resolve(given, "training", "archive", suffix=".tgz",
-                            hint=", or make it with make_tub_archive.sh")
-    if where.startswith("gs://"):
-        if not storage.exists(where):
-            raise UserError(f"archive {where} not found: check the name, or upload "
-                            "it with upload_tub_archive.sh")
-        return where
-    return upload_archive(storage, where, bucket, force=force, say=say).uri
-
-
-def stage_model(storage, given, what, plan, folder, say):
-    """The .h5 model's gs:// URI. A local one is used from the bucket's models/
-    when identical there; else it travels with the job, under its staging
-    FOLDER (the bucket's models/ is never changed)."""
-    from trainer.storage import checksums
-
-    where = storage.resolve(given, "models", what, suffix=".h5")
-    if where.startswith("gs://"):
-        if not storage.exists(where):
-            raise UserError(f"{what} {where} not found: check the name")
-        return where
-    if not os.path.isfile(where):
-        raise UserError(f"{what} {where} not found: check the path")
-    name = os.path.basename(where)
-    shared = f"gs://{plan.bucket}/models/{name}"
-    remote = storage.stat(shared)
-    if remote is not None and remote.matches(checksums(where)):
-        say(f"{shared} is identical to {where}: not uploaded again")
-        return shared
-    uri = f"{plan.staging}{folder}/{name}"
-    storage.upload(where, uri)
-    say(f"uploaded {where} to {uri}")
-    return uri
-
-
-# -- bringing models home ------------------------------------------------------
-
-def download(storage, output, bucket, name, force, say):
-    out = parse_uri(output)
-    if out.path.strip("/") == "models":           # the bucket layout: reuse download_models
-        from trainer.transfer import download_models
-        return download_models(storage, out.bucket, name, LOCAL_MODELS, force=force,
-                               say=say)
-    paths = []
-    for ext in OUTPUTS:
-        target = os.path.join(LOCAL_MODELS, name + ext)
-        storage.download(join(output, name + ext), target)
-        say(f"downloaded {target}")
-        paths.append(target)
-    return paths
-
-
-def _prog():
-    from trainer.cli import prog
-    return prog()

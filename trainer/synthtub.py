@@ -12,8 +12,7 @@ import os
 
 import numpy as np
 
-from trainer.donkey import donkeycar  # noqa: F401
-from donkeycar.parts.tub_v2 import Tub  # noqa: E402
+from trainer import donkey
 
 INPUTS = ["cam/image_array", "user/angle", "user/throttle", "user/mode"]
 TYPES = ["image_array", "float", "float", "str"]
@@ -29,7 +28,9 @@ def frame(angle, width, height, rng):
 
 def write_tub(path, records=300, deleted=0, width=160, height=120, seed=0):
     """Write RECORDS records to a new tub at PATH; mark the last DELETED of
-    them deleted and remove their images, as 'donkey tubclean' users do."""
+    them deleted and remove their images, as the tub manager of `donkey ui` does."""
+    donkey.quiet()
+    from donkeycar.parts.tub_v2 import Tub
     rng = np.random.default_rng(seed)
     tub = Tub(path, inputs=INPUTS, types=TYPES)
     for i in range(records):

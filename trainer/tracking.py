@@ -22,25 +22,26 @@ import pathlib
 import re
 import tempfile
 
+from trainer import cloud, settings
+from trainer.config import effective, redact_overrides
 from trainer.errors import UserError
 from trainer.storage import parse_uri
 
-# What submit_cloud_train.sh passes to the job (containerSpec.env). Never
-# WANDB_API_KEY: anyone who can view a job can read its environment.
-JOB_ENV = ("WANDB_PROJECT", "WANDB_ENTITY", "WANDB_MODE", "WANDB_API_KEY_SECRET")
 KEYLESS = ("offline", "dryrun", "disabled")     # WANDB_MODEs that need no API key
 INSTALL = "pip install 'robocar-trainer[wandb]'"
 
 
 def project():
-    return os.environ.get("WANDB_PROJECT", "").strip()
+    return settings.wandb_project()
 
 
-def start(name, say=print):
-    """A Tracker for the training job NAME: a W&B run named NAME when
-    WANDB_PROJECT is set (wandb must be installed), else one that does nothing."""
-    if not project():
-        return Tracker(None, say)
+def check():
+    """With WANDB_PROJECT set, wandb must import: one line before any work."""
+    if project():
+        _wandb()
+
+
+def _wandb():
     try:
         import wandb
     except ImportError as e:
@@ -48,6 +49,16 @@ def start(name, say=print):
         why = "is not installed" if missing else f"cannot be imported ({_first_line(e)})"
         raise UserError(f"WANDB_PROJECT={project()} asks for W&B tracking but wandb "
                         f"{why}: unset WANDB_PROJECT, or {INSTALL}") from None
+    return wandb
+
+
+def start(name, say=print):
+    """A Tracker for the training job NAME: a W&B run named NAME when
+    WANDB_PROJECT is set (wandb must be installed), else one that does nothing.
+    Started after the archive's config has run: the API key may be read here."""
+    if not project():
+        return Tracker(None, say)
+    wandb = _wandb()
     api_key_from_secret()
     try:
         run = wandb.init(project=project(), name=name, job_type="train")
@@ -83,10 +94,9 @@ class Tracker:
             return
         import wandb
 
-        from trainer.config import effective
-        self.run.config.update({"model_type": model_type, "overrides": args.set or [],
+        self.run.config.update({"model_type": model_type, "overrides": redact_overrides(args.set),
                                 "transfer": args.transfer,
-                                "job_id": os.environ.get("CLOUD_ML_JOB_ID"),
+                                "job_id": settings.job_id(),
                                 **effective(cfg)})
         for archive in archives:
             base = parse_uri(archive["uri"]).name
@@ -166,29 +176,33 @@ def artifact_name(text):
     return re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip("-") or "unnamed"
 
 
-def job_env():
+def job_env(gcp_project):
     """The W&B settings a cloud job gets (containerSpec.env), {} without
     WANDB_PROJECT. An online run needs WANDB_API_KEY_SECRET, since the key
-    itself never goes into a job: refused here, before anything is sent."""
+    itself never goes into a job: refused here, before anything is sent. A
+    bare secret id is named in full with GCP_PROJECT (projects/P/secrets/S):
+    inside a job, the default project is Google's, not the user's."""
     if not project():
         return {}
-    env = {k: os.environ[k].strip() for k in JOB_ENV if os.environ.get(k, "").strip()}
+    env = settings.wandb_job_env()
+    secret = env.get("WANDB_API_KEY_SECRET", "")
+    if secret and "/" not in secret and gcp_project:
+        env["WANDB_API_KEY_SECRET"] = f"projects/{gcp_project}/secrets/{secret}"
     if env.get("WANDB_MODE", "online") not in KEYLESS and "WANDB_API_KEY_SECRET" not in env:
         raise UserError("WANDB_PROJECT is set, but a cloud job never gets WANDB_API_KEY "
                         "(anyone who can view a job sees its environment): put the key "
                         "in Secret Manager and export WANDB_API_KEY_SECRET=wandb-api-key "
-                        "(README: Experiment tracking), or unset WANDB_PROJECT")
+                        "(docs/tracking.md: in the cloud), or unset WANDB_PROJECT")
     return env
 
 
 def api_key_from_secret():
     """In a cloud job: WANDB_API_KEY from the Secret Manager secret that
     WANDB_API_KEY_SECRET names, unless the key is set or not needed."""
-    secret = os.environ.get("WANDB_API_KEY_SECRET", "").strip()
-    mode = os.environ.get("WANDB_MODE", "online").strip()
-    if not secret or os.environ.get("WANDB_API_KEY") or mode in KEYLESS:
+    secret = settings.wandb_key_secret()
+    if not secret or settings.wandb_key_set() or settings.wandb_mode() in KEYLESS:
         return
-    from trainer import cloud
+    # wandb reads its key from the environment; this process's only, never the job's.
     os.environ["WANDB_API_KEY"] = cloud.read_secret(secret).strip()
 
 

@@ -9,20 +9,25 @@ import contextlib
 import logging
 import os
 import shutil
+import sys
 import tempfile
 import time
 
-from trainer import tracking
+from trainer import console, donkey, restarts, settings, tracking
 from trainer.archive import extract, layout
 from trainer.background import Background, removing
+from trainer.bucket import (CARD, FRAMES, H5, LOSS_PLOT, ONNX, PREDICTION_PLOT, TFLITE,
+                            claim, default_model_name, model_files, publish)
 from trainer.card import now, versions, write_card
-from trainer.config import effective, load_car_config
+from trainer.config import effective, load_car_config, parse_overrides, redact_overrides
 from trainer.errors import UserError
-from trainer.storage import join, parse_uri, sha256
+from trainer.evaluate import evaluate, keras_pilot, sample_frames
+from trainer.export import check_input_size, export_onnx, export_tflite
+from trainer.plots import loss_plot, prediction_plot
+from trainer.storage import atomic_path, parse_uri, sha256
 from trainer.tubs import inspect_tub, read_records
 
 log = logging.getLogger("trainer")
-OUTPUTS = (".h5", ".tflite", ".onnx", ".png", ".pred.png", ".json")
 
 
 class Steps:
@@ -49,14 +54,6 @@ def extract_all(jobs):
     return round(time.time() - t, 2), layouts
 
 
-def default_model_name(archive_uri):
-    stem = parse_uri(archive_uri).name
-    for suffix in (".tgz", ".tar.gz"):
-        if stem.endswith(suffix):
-            stem = stem[: -len(suffix)]
-    return f"pilot-{stem}"
-
-
 def check_model_type(model_type):
     """Types train() cannot train; an unknown one is refused by train() itself
     (see _train), before any data is read, so no pilot is built twice."""
@@ -76,25 +73,32 @@ def _unknown_type(model_type, error):
 def run(args, storage, say=print):
     start = time.time()
     name = args.model_name or default_model_name(args.archive[0])
-    outputs = [join(args.output, name + ext) for ext in OUTPUTS]
-    if not args.force:
-        taken = [u for u in outputs if storage.exists(u)]
-        if taken:
-            raise UserError(f"{taken[0]} already exists: pass -f to replace the "
-                            f"model, or -m NAME to train another")
-    tracker = tracking.start(name, say)    # a W&B run when WANDB_PROJECT is set
+    outputs = model_files(args.output, name)
+    if restarts.published_by_this_job(storage, outputs[CARD], say):
+        return None
+    donkey.require_gpu(settings.accelerator())   # a paid GPU: before fetching anything
+    tracking.check()                                # W&B asked for: wandb must import
+    # What is there now: refused without -f, else the only thing publish replaces.
+    outputs = claim(storage, outputs, args.force, ours=restarts.own_outputs(storage))
     work = tempfile.mkdtemp(prefix="robocar-train-")
     try:
-        with tracker:
-            return _run(args, storage, name, outputs, work, start, say, tracker)
+        return _run(args, storage, name, outputs, work, start, say)
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
 
-def _run(args, storage, name, outputs, work, start, say, tracker):
+def describe_device(gpus):
+    if gpus:
+        return f"TensorFlow sees {len(gpus)} GPU{'s' if len(gpus) > 1 else ''}: " \
+            f"{', '.join(gpus)}"
+    return "TensorFlow sees no GPU: training on the CPU"
+
+
+def _run(args, storage, name, outputs, work, start, say):
     steps = Steps()
     archives, jobs = [], []
-    for i, uri in enumerate(args.archive):
+    given = list(args.archive) + ([args.eval_archive] if args.eval_archive else [])
+    for i, uri in enumerate(given):
         with steps("fetch"):
             local = storage.fetch(uri, os.path.join(work, "download"), what="archive")
             archives.append({"uri": uri, "sha256": sha256(local),
@@ -104,16 +108,33 @@ def _run(args, storage, name, outputs, work, start, say, tracker):
     unpacking = Background("extraction", extract_all, jobs)
     try:
         with steps("tensorflow_start"):
-            from trainer.donkey import import_tensorflow
-            import_tensorflow()         # the job's one TensorFlow start-up, quietly
+            donkey.import_tensorflow()   # the job's one TensorFlow start-up, quietly
         with steps("extract_wait"):
             steps.seconds["extract"], layouts = unpacking.result()
     finally:
         unpacking.stop()
+    evaluation = None                   # -E: frames from an archive never trained on
+    if args.eval_archive:
+        evaluation = (archives.pop(), *layouts.pop())
+    gpus = donkey.gpus()
+    say(describe_device(gpus))
     car = os.path.dirname(layouts[0][0])
     tub_paths = [t for _, tubs in layouts for t in tubs]
     cfg = load_car_config(car, args.set)
-    models = os.path.join(work, "models")
+    if not sys.stdout.isatty() and "VERBOSE_TRAIN" not in parse_overrides(args.set):
+        cfg.VERBOSE_TRAIN = 2       # a log (the cloud, a file): one line per epoch
+    # Only now, after the archive's config (Python) has run: the W&B run, which
+    # may read the API key from Secret Manager into this process.
+    tracker = tracking.start(name, say)    # a W&B run when WANDB_PROJECT is set
+    with tracker, console.filtered():      # progress, not TensorFlow's chatter
+        return _train_and_publish(args, storage, name, outputs, work, start, say,
+                                  tracker, steps, archives, jobs, car, tub_paths, cfg,
+                                  gpus, evaluation)
+
+
+def _train_and_publish(args, storage, name, outputs, work, start, say, tracker, steps,
+                       archives, jobs, car, tub_paths, cfg, gpus, evaluation):
+    models = os.path.join(work, "out")
     os.makedirs(models)
     cfg.MODELS_PATH = models            # DonkeyCar's model database goes here
     with open(os.path.join(models, "database.json"), "w") as f:
@@ -137,21 +158,18 @@ def _run(args, storage, name, outputs, work, start, say, tracker):
         with steps("fetch"):
             transfer = storage.fetch(args.transfer, os.path.join(work, "download"),
                                      what="transfer model")
-        from trainer.export import check_input_size
         check_input_size(transfer, cfg, "transfer model", "transfer from a model "
-                         "trained on this image size, or leave -T out")
-    h5 = os.path.join(models, name + ".h5")
+                         "trained on this image size, or leave -T out",
+                         trusted=args.trust_model_code)
+    local = model_files(models, name)      # {suffix: path}, as OUTPUTS lists them
+    h5 = local[H5]
     with steps("train"):             # DonkeyCar's train(), its .tflite included
-        history = _train(cfg, tub_paths, h5, model_type, transfer)
+        history, split = _train(cfg, tub_paths, h5, model_type, transfer)
     tracker.history(history)     # per epoch, after the fact: train() takes no callbacks
 
-    from trainer.evaluate import evaluate, keras_pilot, sample_frames
-    from trainer.export import export_onnx, export_tflite
-    files = {"h5": h5, "tflite": os.path.join(models, name + ".tflite"),
-             "onnx": os.path.join(models, name + ".onnx")}
+    files = {"h5": h5, "tflite": local[TFLITE], "onnx": local[ONNX]}
     with steps("evaluate"):          # the tubs' last use: frames for the checks
-        records = [(p, read_records(p)[0]) for p in tub_paths]
-        images, driven = sample_frames(records, cfg)
+        images, driven, frames = evaluation_frames(car, tub_paths, evaluation, cfg)
     with removing([folder for _, folder, _ in jobs]):
         with steps("export"):
             if not os.path.isfile(files["tflite"]):      # CREATE_TF_LITE was off
@@ -161,54 +179,106 @@ def _run(args, storage, name, outputs, work, start, say, tracker):
         with steps("evaluate"):
             result = evaluate(model_type, cfg, files, h5_pilot, images, driven)
 
-        from trainer.plots import loss_plot, prediction_plot
-        loss_png = os.path.join(models, name + ".png")
-        pred_png = os.path.join(models, name + ".pred.png")
         with steps("plots"):
-            loss_plot(history, name, loss_png)
-            prediction_plot(driven, result["predictions"], name, pred_png)
+            loss_plot(history, name, local[LOSS_PLOT])
+            prediction_plot(driven, result["predictions"], name, local[PREDICTION_PLOT],
+                            frames["source"])
 
     val = [v for v in history.get("val_loss", []) if v == v]
     n_records = sum(t.records for t in tubs)
-    n_train = int(round(n_records * cfg.TRAIN_TEST_SPLIT))
+    epochs = len(history.get("loss", []))
     card = {
         "name": name, "created_at": now(), "model_type": model_type,
         "versions": versions(), "archives": archives,
         "tubs": [t.as_dict() for t in tubs],
-        "records": {"live": n_records, "train": n_train,
-                    "validation": n_records - n_train},
-        "transfer": args.transfer, "overrides": args.set or [],
+        "records": {"live": n_records, **split},
+        "transfer": args.transfer, "overrides": redact_overrides(args.set),
         "config": effective(cfg),
         "history": {k: [float(x) for x in v] for k, v in history.items()},
         "best_val_loss": min(val) if val else None,
-        "epochs": len(history.get("loss", [])),
+        "epochs": epochs,
         "seconds": steps.seconds,
+        "device": {"gpus": gpus, "kind": "GPU" if gpus else "CPU"},
+        # What the GPU (or CPU) did: training frames seen per second of train().
+        "frames_per_second": round(split["train"] * epochs / steps.seconds["train"], 1)
+        if steps.seconds.get("train") else None,
         "parity": result["parity"], "evaluation": result["evaluation"],
-        "job_id": os.environ.get("CLOUD_ML_JOB_ID"),
+        "evaluation_frames": frames,
+        "job_id": settings.job_id(),
     }
     tracker.results(card)
-    card_path = os.path.join(models, name + ".json")
-    local = [files["h5"], files["tflite"], files["onnx"], loss_png, pred_png, card_path]
     with steps("publish"):
         card["seconds"]["total"] = round(time.time() - start, 1)
-        write_card(card_path, card, local[:-1])
-        for path, uri in zip(local, outputs):
-            storage.put(path, uri)
-    tracker.model(name, local, card, outputs)
+        write_frames(local[FRAMES], images, result["predictions"]["h5"])
+        write_card(local[CARD], card, [p for s, p in local.items() if s != CARD])
+        publish(storage, local, outputs,     # the card last; never over another run
+                record=restarts.recorder(storage))
+    tracker.model(name, list(local.values()), card, list(outputs.values()))
     say(f"model {name}: best val_loss {card['best_val_loss']:.4f} after "
         f"{card['epochs']} epochs; parity tflite {result['parity']['tflite']:.1e}, "
         f"onnx {result['parity']['onnx']:.1e}")
-    say(f"wrote {', '.join(outputs)}")
+    say(f"wrote {', '.join(outputs.values())}")
+    say(drive_line(name, model_type))
     return card
 
 
+def drive_line(name, model_type):
+    """How to drive the model: the car runs the .tflite (download_models.sh
+    there checks it first)."""
+    return (f"to drive it: python manage.py drive --model models/{name}{TFLITE} --type "
+            f"tflite_{model_type} (in the car folder, with the model in its models/: "
+            f"./download_models.sh -m {name} brings it from the bucket)")
+
+
+FRAMES_SHIPPED = 8      # frames NAME.frames.npz carries for the car's check
+
+
+def write_frames(path, images, outputs, n=FRAMES_SHIPPED):
+    """N evenly spaced IMAGES (uint8, as the camera gives them) and the .h5's
+    OUTPUTS for them: download_models.sh runs them through the car's pilot."""
+    import numpy as np
+    idx = np.unique(np.linspace(0, len(images) - 1, min(n, len(images))).astype(int))
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        np.savez_compressed(f, images=np.stack([np.asarray(images[i], dtype=np.uint8)
+                                                for i in idx]),
+                            outputs=np.asarray(outputs, dtype=np.float32)[idx])
+
+
+def evaluation_frames(car, tub_paths, evaluation, cfg):
+    """(images, driven, what they are) for parity and evaluation: with -E,
+    frames of that archive, which the model never saw; else frames of the
+    training tubs, most of which it trained on (DonkeyCar's own random split
+    is not exposed), and the card says so."""
+    if evaluation:
+        archive, config_path, paths = evaluation
+        uri = archive["uri"]
+        root = os.path.dirname(config_path)
+        tubs = [(f"{parse_uri(uri).name}:{os.path.relpath(p, root)}", p,
+                 read_records(p)[0]) for p in paths]
+        source = f"{parse_uri(uri).name} (never trained on)"
+        note = "frames of another archive: the model never saw them"
+    else:
+        tubs = [(os.path.relpath(p, car), p, read_records(p)[0]) for p in tub_paths]
+        source = "the training tubs (mostly trained on)"
+        note = (f"frames of the training tubs: DonkeyCar trained on a random "
+                f"{cfg.TRAIN_TEST_SPLIT:.0%} of them, so this flatters the model; "
+                "pass -E ARCHIVE to evaluate on new laps")
+    images, driven, where = sample_frames(tubs, cfg)
+    return images, driven, {"source": source, "note": note,
+                            "seen_in_training": not evaluation, **where,
+                            "archive": evaluation[0] if evaluation else None}
+
+
 def _train(cfg, tub_paths, h5, model_type, transfer):
+    """DonkeyCar's train(); (history, {"train": N, "validation": M}), the
+    record counts DonkeyCar itself logged for its split."""
     from donkeycar.pipeline.training import train
 
     try:
-        history = train(cfg, tub_paths=",".join(tub_paths), model=h5,
-                        model_type=model_type, transfer=transfer,
-                        comment="robocar-trainer")
+        with donkey.split_counts() as split:
+            history = train(cfg, tub_paths=",".join(tub_paths), model=h5,
+                            model_type=model_type, transfer=transfer,
+                            comment="robocar-trainer")
     except ValueError as e:
         if "supported types are" in str(e):
             raise _unknown_type(model_type, e) from None
@@ -222,4 +292,4 @@ def _train(cfg, tub_paths, h5, model_type, transfer):
     if not os.path.isfile(h5):
         raise UserError(f"training saved no model: val_loss never improved "
                         f"({history.get('val_loss')}); check the tub's labels")
-    return history
+    return history, split

@@ -21,7 +21,7 @@ import time
 from trainer.cloud import call, discovery_document
 from trainer.errors import UserError
 
-# Defaults of submit_cloud_train.sh; README: what a run costs.
+# Defaults of submit_cloud_train.sh; docs/cloud.md: what a run costs.
 MACHINE = "n1-standard-8"           # 8 vCPU, 30 GB: feeds a T4 with JPEG decoding
 ACCELERATOR = "NVIDIA_TESLA_T4:1"   # the cheapest GPU Vertex offers in most regions
 BOOT_DISK = {"bootDiskType": "pd-ssd", "bootDiskSizeGb": 100}  # Vertex's minimum
@@ -30,7 +30,10 @@ TIMEOUT = "14400s"
 # Polling: quick while something happens, backing off to POLL_MAX when idle
 # (Cloud Logging allows 60 entries.list calls a minute per project).
 POLL_MIN, POLL_MAX, POLL_FACTOR = 2.0, 30.0, 1.5
-LATE_TRIES = 2          # quiet polls after the end before the log counts as complete
+# After the end, log ingestion lags: the log counts as complete after LATE_QUIET
+# quiet polls in a row, and, for a job that did not succeed, once its last
+# error line has arrived (waited for at most LATE_MAX seconds).
+LATE_QUIET, LATE_MAX = 3, 60.0
 
 ENDED = {"JOB_STATE_SUCCEEDED", "JOB_STATE_FAILED", "JOB_STATE_CANCELLED",
          "JOB_STATE_EXPIRED", "JOB_STATE_PARTIALLY_SUCCEEDED"}
@@ -73,6 +76,54 @@ def check_machine(machine):
         raise UserError(f"-M {machine}: not a Compute Engine machine type: give one "
                         f"such as {MACHINE}, g2-standard-8 (L4) or a2-highgpu-1g (A100)")
     return machine
+
+
+# The GPUs Vertex AI attaches to each machine family (Compute Engine's GPU
+# machine types): g2, a2 and a3 machines come with theirs, so many per size;
+# n1 machines take any of the older GPUs; other families take none.
+GPU_FAMILIES = {"g2-standard": "NVIDIA_L4", "a2-highgpu": "NVIDIA_TESLA_A100",
+                "a2-megagpu": "NVIDIA_TESLA_A100", "a2-ultragpu": "NVIDIA_A100_80GB",
+                "a3-highgpu": "NVIDIA_H100_80GB", "a3-megagpu": "NVIDIA_H100_MEGA_80GB"}
+G2_GPUS = {"4": 1, "8": 1, "12": 1, "16": 1, "32": 1, "24": 2, "48": 4, "96": 8}
+N1_GPUS = ("NVIDIA_TESLA_T4", "NVIDIA_TESLA_V100", "NVIDIA_TESLA_P100", "NVIDIA_TESLA_P4",
+           "NVIDIA_TESLA_K80")
+
+
+def machine_gpus(machine):
+    """(the GPU type, how many) a GPU machine type comes with, else None."""
+    family = next((f for f in GPU_FAMILIES if machine.startswith(f + "-")), None)
+    if family is None:
+        return None
+    size = machine[len(family) + 1:]
+    count = G2_GPUS.get(size) if family == "g2-standard" else \
+        int(size[:-1]) if re.fullmatch(r"\d+g", size) else None
+    return (GPU_FAMILIES[family], count) if count else None
+
+
+def pick_accelerator(machine, given):
+    """The (type, count) of -g GIVEN on -M MACHINE, or None for -g none; without
+    -g, the GPU the machine comes with (an n1 machine gets a T4). A pair Vertex
+    AI would refuse at create time is refused here, naming what fits."""
+    fixed = machine_gpus(machine)
+    if given is None:
+        if fixed:
+            return fixed
+        if machine.startswith("n1-"):
+            return parse_accelerator(ACCELERATOR)
+        raise UserError(f"-M {machine} takes no GPU: pass -g none to train on its "
+                        f"CPUs, or use an n1 machine such as {MACHINE} (with a T4), "
+                        "g2-standard-8 (L4) or a2-highgpu-1g (A100)")
+    wanted = parse_accelerator(given)
+    if fixed and wanted != fixed:
+        raise UserError(f"-M {machine} -g {given}: a {machine} comes with {fixed[1]} x "
+                        f"{fixed[0]}: leave -g out, or pass -g {fixed[0]}:{fixed[1]}")
+    if wanted and not fixed and not (machine.startswith("n1-") and wanted[0] in N1_GPUS):
+        fits = (f"an n1 machine takes {', '.join(N1_GPUS)}" if machine.startswith("n1-")
+                else f"-M {machine} takes no GPU")
+        raise UserError(f"-M {machine} -g {given}: Vertex AI refuses this pair ({fits}; "
+                        "g2-standard-* come with NVIDIA_L4, a2-highgpu-* with "
+                        "NVIDIA_TESLA_A100): change -M or -g")
+    return wanted
 
 
 def display_name(model_name, when=None):
@@ -215,17 +266,25 @@ def follow(jobs, tail, name, say=print, sleep=time.sleep, warn=print):
         for line in lines:
             say(line)
         if state in ENDED:
-            quiet = 0
-            while tail and tail.entries is not None and quiet < LATE_TRIES:   # log ingestion lags
-                sleep(POLL_MIN)
-                late = _fetch(tail, warn)
-                quiet = 0 if late else quiet + 1
-                for line in late:
-                    say(line)
+            _late_lines(tail, state, say, sleep, warn)
             say(news)
             return job
         delay = POLL_MIN if (changed or lines) else min(delay * POLL_FACTOR, POLL_MAX)
         sleep(delay)
+
+
+def _late_lines(tail, state, say, sleep, warn):
+    """The lines Cloud Logging still delivers after the job ended."""
+    quiet, waited = 0, 0.0
+    while tail and tail.entries is not None and waited < LATE_MAX:
+        if quiet >= LATE_QUIET and (state == "JOB_STATE_SUCCEEDED" or tail.last_error):
+            return
+        sleep(POLL_MIN)
+        waited += POLL_MIN
+        late = _fetch(tail, warn)
+        quiet = 0 if late else quiet + 1
+        for line in late:
+            say(line)
 
 
 def _fetch(tail, warn):
