@@ -17,7 +17,7 @@ import sys
 import pytest
 
 # The GCS emulator and the Vertex stand-in fixtures, for every test module.
-pytest_plugins = ["fixtures_gcs", "vertex_standin"]
+pytest_plugins = ["fixtures_gcs", "vertex_standin", "untrusted"]
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SHARED_TUB = os.path.join(ROOT, "..", "shared", "data", "tubs", "track-5015")

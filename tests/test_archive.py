@@ -7,9 +7,13 @@ import subprocess
 import tarfile
 
 import pytest
+
 from conftest import one_line_error, write_synth_tub
-from hardening import (Row, elsewhere, has_bytes, interrupted, row_ids, tub, usage_rows,
-                       with_tub)
+from hardening import Row, elsewhere, has_bytes, interrupted, row_ids, tub, usage_rows, with_tub
+from untrusted import (config_without_default_model_type, keys_in_the_tub, linked_frame,
+                       only_tub_files, peak, set_meta, tub_pointing_out, v1_tub_pointing_out)
+
+from trainer import archive as archive_module
 
 
 def members(path):
@@ -260,3 +264,75 @@ ROWS = [
 @pytest.mark.parametrize("row", ROWS, ids=row_ids(ROWS))
 def test_hardening(row, harden):
     harden(row)
+
+
+# -- trust boundaries: what an archive, a tub, a config or a model someone
+# else made can make the script do (the setups: tests/untrusted.py) --
+
+TRUST = [
+    Row("make:archive-name-with-a-space", with_tub(), ("make_tub_archive.sh", "-a", "my run"),
+        1, r"-a 'my run' is not a plain name: use letters, digits, '\.', '_' and '-' "
+           r"\(starting with a letter or digit\), e\.g\. -a wip$"),
+    Row("make:tub-is-a-file", with_tub(),
+        ("make_tub_archive.sh", "-t", "data/catalog_0.catalog"), 1,
+        r"tub data/catalog_0\.catalog is a file, not a tub folder: give -t the folder that "
+        r"holds manifest\.json, e\.g\. -t data$"),
+    Row("make:keys-and-dotfiles-never-packed", keys_in_the_tub, ("make_tub_archive.sh",), 0,
+        r"^make_tub_archive\.sh: warning: skipped data/images/notes\.txt: not a tub file",
+        warnings=5, changes=("wip.tgz",), then=only_tub_files),
+    Row("make:catalog-image-climbs-out", tub_pointing_out("../../secret.jpg"),
+        ("make_tub_archive.sh",), 1,
+        r"tub data: catalog_0\.catalog line 3 names the image '\.\./\.\./secret\.jpg' for "
+        r"cam/image_array, which is not a file in the tub's images/ folder; the tub is "
+        r"unsafe or damaged: record it again, or copy it again from the car$"),
+    Row("make:catalog-image-absolute", tub_pointing_out("{tmp}/secret.jpg"),
+        ("make_tub_archive.sh",), 1,
+        r"tub data: catalog_0\.catalog line 3 names the image '/\S+/secret\.jpg' for "
+        r"cam/image_array, which is not a file in the tub's images/ folder"),
+    Row("make:legacy-v1-image-climbs-out", v1_tub_pointing_out, ("make_tub_archive.sh",), 1,
+        r"legacy tub data: record_3\.json names the image '\.\./\.\./secret\.jpg' for "
+        r"cam/image_array, which is not a file in the tub folder; the tub is unsafe or "
+        r"damaged: fix or remove that record_N\.json and run again$"),
+    Row("make:frame-is-a-link-to-the-host", linked_frame, ("make_tub_archive.sh",), 1,
+        r"tub data: images/3_cam_image_array_\.jpg is a link, which is never packed or "
+        r"read: copy the frame itself into the tub$"),
+    Row("make:catalog-path-climbs-out",
+        with_tub(damage=set_meta(paths=["../../catalog_0.catalog"])),
+        ("make_tub_archive.sh",), 1,
+        r"tub data: manifest\.json names the catalog '\.\./\.\./catalog_0\.catalog', which "
+        r"is not a catalog_N\.catalog in the tub; the tub is unsafe or damaged"),
+    Row("make:absurd-current-index", with_tub(damage=set_meta(current_index=20_000_000)),
+        ("make_tub_archive.sh",), 1,
+        r"tub data: manifest\.json counts 20000000 live records but the catalogs hold "
+        r"200; the tub is damaged: copy it again from the car$"),
+    Row("make:current-index-1e9", with_tub(damage=set_meta(current_index=10**9)),
+        ("make_tub_archive.sh",), 1,
+        r"manifest\.json counts 1000000000 live records but the catalogs hold 200"),
+    Row("make:config-without-default-model-type", config_without_default_model_type,
+        ("make_tub_archive.sh",), 1,
+        r"config\.py sets no DEFAULT_MODEL_TYPE: it is not a car's config\.py; make the "
+        r"car folder with 'donkey createcar' and set DEFAULT_MODEL_TYPE in myconfig\.py$"),
+]
+
+
+@pytest.mark.parametrize("row", TRUST, ids=row_ids(TRUST))
+def test_trust_boundaries(row, harden):
+    harden(row)
+
+
+def test_absurd_current_index_ends_within_seconds_in_bounded_memory(car, tmp_path):
+    shutil.rmtree(car / "data")
+    write_synth_tub(car / "data", records=20)
+    set_meta(current_index=10**9)(car / "data")
+    code, stderr, seconds, mib = peak([str(car / "make_tub_archive.sh")], car)
+    assert code == 1 and "counts 1000000000 live records" in stderr, stderr
+    assert seconds < 30 and mib < 500, (seconds, mib)
+
+
+def test_myconfig_travels_as_written(car, synth_tub):
+    with open(car / "myconfig.py", "a") as f:
+        f.write('\nMQTT_PASSWORD = "hunter2"\n')
+    path = archive_module.build_archive(str(car), ["data"], "wip", say=lambda *a: None,
+                                        warn=lambda *a: None)
+    with tarfile.open(path) as tar:
+        assert tar.extractfile("myconfig.py").read() == (car / "myconfig.py").read_bytes()

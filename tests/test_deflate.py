@@ -3,12 +3,17 @@ hardening rows (tests/hardening.py) at the end."""
 import os
 import shutil
 import tarfile
+import time
 
 import pytest
 
-from conftest import one_line_error, tar_bytes, write_legacy_archive
-from hardening import (ARCHIVE_SAYS, BAD_ARCHIVES, Row, bad_archive, big_archive,
-                       good_archive, has_entries, interrupted, row_ids, usage_rows)
+from conftest import ROOT, one_line_error, tar_bytes, write_legacy_archive
+from hardening import (ARCHIVE_SAYS, BAD_ARCHIVES, Row, bad_archive, big_archive, good_archive,
+                       has_entries, interrupted, row_ids, usage_rows)
+from untrusted import (LONG, MALFORMED, MEMBER, UNSAFE_PATH, archive_with_tub, bomb, few_inodes,
+                       image_line, manifest_says, members, peak, raw_manifest, small_disk)
+
+from trainer import archive as archive_module
 
 
 @pytest.fixture
@@ -147,3 +152,97 @@ ROWS = [
 @pytest.mark.parametrize("row", ROWS, ids=row_ids(ROWS))
 def test_hardening(row, harden):
     harden(row)
+
+
+# -- trust boundaries: what an archive, a tub, a config or a model someone
+# else made can make the script do (the setups: tests/untrusted.py) --
+
+TRUST = [
+    Row("deflate:archive-json-absolute-tub", manifest_says('[{"path": "{tmp}/hosttub"}]'),
+        ("deflate_tub_archive.sh", "-f", "-d", "{tmp}/restored"), 1,
+        UNSAFE_PATH.format(r"/\S+/hosttub")),
+    Row("deflate:archive-json-climbing-tub", manifest_says('[{"path": "../hosttub"}]'),
+        ("deflate_tub_archive.sh", "-f", "-d", "{tmp}/restored"), 1,
+        UNSAFE_PATH.format(r"\.\./hosttub")),
+    Row("deflate:archive-json-dot-tub", manifest_says('[{"path": "data/../.."}]'),
+        ("deflate_tub_archive.sh", "-d", "{tmp}/restored"), 1,
+        UNSAFE_PATH.format(r"data/\.\./\.\.")),
+    Row("deflate:archive-json-a-list", raw_manifest(b"[1, 2]"),
+        ("deflate_tub_archive.sh", "-d", "{tmp}/restored"), 1,
+        MALFORMED.format("a JSON list, not an object")),
+    Row("deflate:archive-json-invalid", raw_manifest(b"{'tubs': "),
+        ("deflate_tub_archive.sh", "-d", "{tmp}/restored"), 1,
+        MALFORMED.format("not valid JSON: .+")),
+    Row("deflate:archive-json-without-path", raw_manifest(b'{"tubs": [{"records": 3}]}'),
+        ("deflate_tub_archive.sh", "-d", "{tmp}/restored"), 1,
+        MALFORMED.format('tub 1 has no "path" string')),
+    Row("deflate:archive-json-path-a-number", raw_manifest(b'{"tubs": [{"path": 7}]}'),
+        ("deflate_tub_archive.sh", "-d", "{tmp}/restored"), 1,
+        MALFORMED.format('tub 1 has no "path" string')),
+    Row("deflate:archive-json-tubs-not-a-list", raw_manifest(b'{"tubs": "data"}'),
+        ("deflate_tub_archive.sh", "-d", "{tmp}/restored"), 1,
+        MALFORMED.format('"tubs" is not a list')),
+    Row("deflate:member-file-then-folder",
+        members(({"name": "data"}, b"x"), ({"name": "data/manifest.json"}, b"[]\n")),
+        ("deflate_tub_archive.sh", "-d", "{tmp}/restored"), 1,
+        MEMBER.format(r"member 'data/manifest\.json' is inside 'data', which is a file")),
+    Row("deflate:member-folder-then-file",
+        members(({"name": "data/manifest.json"}, b"[]\n"), ({"name": "data"}, b"x")),
+        ("deflate_tub_archive.sh", "-d", "{tmp}/restored"), 1,
+        MEMBER.format(r"member 'data' is both a file and a folder")),
+    Row("deflate:member-twice",
+        members(({"name": "data/manifest.json"}, b"[]\n"),
+                ({"name": "data/manifest.json"}, b"{}\n")),
+        ("deflate_tub_archive.sh", "-d", "{tmp}/restored"), 1,
+        MEMBER.format(r"member 'data/manifest\.json' appears twice")),
+    Row("deflate:member-name-of-300-characters", members(({"name": LONG}, b"x")),
+        ("deflate_tub_archive.sh", "-d", "{tmp}/restored"), 1,
+        MEMBER.format(r"member 'data/x+'\.\.\. has a name longer than a file system "
+                      r"takes")),
+    Row("deflate:catalog-image-climbs-out", archive_with_tub(image_line("../../x.jpg")),
+        ("deflate_tub_archive.sh", "-d", "{tmp}/restored"), 1,
+        r"tub wip\.tgz/data: catalog_0\.catalog line 3 names the image '\.\./\.\./x\.jpg' "
+        r"for cam/image_array, which is not a file in the tub's images/ folder"),
+    Row("deflate:a-million-members", bomb("million"),
+        ("deflate_tub_archive.sh", "-d", "{tmp}/restored"), 1,
+        r"archive wip\.tgz has more than 500,000 members, more than any car folder holds; "
+        r"nothing was extracted: make it again with make_tub_archive\.sh$"),
+    Row("deflate:a-million-duplicates", bomb("duplicates"),
+        ("deflate_tub_archive.sh", "-d", "{tmp}/restored"), 1,
+        r"archive wip\.tgz has more than 500,000 members"),
+    Row("deflate:gigabyte-member-on-a-small-disk", small_disk("gigabyte"),
+        ("deflate_tub_archive.sh", "-d", "{tmp}/small/car"), 1,
+        r"archive wip\.tgz needs at least 1,280 MiB free to extract \(1,024 MiB of files, "
+        r"256 MiB to spare\) but \S+/small/car has 512 MiB free: free some space, or "
+        r"extract it on a larger disk; nothing was extracted$"),
+    Row("deflate:disk-fills-up-while-extracting", few_inodes,
+        ("deflate_tub_archive.sh", "-d", "{tmp}/small/car"), 1,
+        r"no space left in \S+/small/car while extracting wip\.tgz, which needs \d+ MiB "
+        r"or more; nothing was kept: free some space and run again$"),
+]
+
+
+@pytest.mark.parametrize("row", TRUST, ids=row_ids(TRUST))
+def test_trust_boundaries(row, harden):
+    harden(row)
+
+
+@pytest.mark.parametrize("kind", ["million", "duplicates"])
+def test_member_bombs_end_within_seconds_in_bounded_memory(kind, bombs, tmp_path):
+    code, stderr, seconds, mib = peak(
+        [os.path.join(ROOT, "deflate_tub_archive.sh"), "-a", str(bombs[kind]),
+         "-d", str(tmp_path / "restored")], tmp_path)
+    assert code == 1 and "more than 500,000 members" in stderr, stderr
+    assert seconds < 30 and mib < 300, (seconds, mib)
+    assert not (tmp_path / "restored").exists()
+
+
+def test_limits_are_checked_before_anything_is_written(bombs, tmp_path, monkeypatch):
+    """The size check stops at the bomb's header: no byte of it is inflated."""
+    monkeypatch.setattr(archive_module, "DISK_MARGIN", 0)
+    free = 512 * 2**20
+    from trainer.errors import UserError
+    t = time.time()
+    with pytest.raises(UserError, match="needs at least 1,024 MiB"):
+        archive_module.check_limits(str(bombs["gigabyte"]), "wip.tgz", str(tmp_path), free)
+    assert time.time() - t < 5

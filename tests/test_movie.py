@@ -4,7 +4,9 @@ import numpy as np
 import pytest
 
 from conftest import frames, one_line_error, save_model, write_synth_tub
-from hardening import row_ids, usage_rows
+from hardening import Row, row_ids, usage_rows
+from untrusted import (UNSAFE_PATH, archive_with_tub, image_line, manifest_says,
+                       movie_model_with_code)
 
 
 @pytest.fixture
@@ -87,4 +89,25 @@ ROWS = usage_rows("local_makemovie.sh")
 
 @pytest.mark.parametrize("row", ROWS, ids=row_ids(ROWS))
 def test_hardening(row, harden):
+    harden(row)
+
+
+# -- trust boundaries: what an archive, a tub, a config or a model someone
+# else made can make the script do (the setups: tests/untrusted.py) --
+
+TRUST = [
+    Row("movie:model-runs-code", movie_model_with_code, ("local_makemovie.sh",), 1,
+        r"the model models/pilot-wip\.h5 has a layer that runs Python code when it loads "
+        r"\(Lambda scale\): pass --trust-model-code only if you trust who made it"),
+    Row("movie:catalog-image-climbs-out", archive_with_tub(image_line("../../../x.jpg")),
+        ("local_makemovie.sh",), 1,
+        r"tub wip\.tgz/data: catalog_0\.catalog line 3 names the image "
+        r"'\.\./\.\./\.\./x\.jpg'"),
+    Row("movie:archive-json-climbing-tub", manifest_says('[{"path": "../../hosttub"}]'),
+        ("local_makemovie.sh",), 1, UNSAFE_PATH.format(r"\.\./\.\./hosttub")),
+]
+
+
+@pytest.mark.parametrize("row", TRUST, ids=row_ids(TRUST))
+def test_trust_boundaries(row, harden):
     harden(row)

@@ -13,11 +13,13 @@ import signal
 import subprocess
 
 import pytest
+
 from conftest import one_line_error
 from discovery_schema import check
 from fixtures_gcs import free_port
-from hardening import (NO_BUCKET_VAR, Lines, Row, cloud, ctrl_c_as_in_a_terminal,
+from hardening import (Lines, NO_BUCKET_VAR, Row, cloud, ctrl_c_as_in_a_terminal, good_archive,
                        gzip_archive, row_ids, usage_rows)
+from untrusted import archive_named
 
 from trainer.bucket import OUTPUTS, bring_models_home
 from trainer.cloud import discovery_document
@@ -315,4 +317,22 @@ ROWS = [
 
 @pytest.mark.parametrize("row", ROWS, ids=row_ids(ROWS))
 def test_hardening(row, harden):
+    harden(row)
+
+
+# -- trust boundaries: what an archive, a tub, a config or a model someone
+# else made can make the script do (the setups: tests/untrusted.py) --
+
+TRUST = [
+    Row("submit:model-name-climbs-out", cloud(good_archive),
+        ("submit_cloud_train.sh", "-n", "-m", "../models/x"), 1,
+        r"-m '\.\./models/x' is not a plain name"),
+    Row("submit:archive-name-with-a-space", cloud(archive_named("my run.tgz")),
+        ("submit_cloud_train.sh", "-n", "-a", "my run.tgz"), 1,
+        r"archive 'my run' makes the model name 'pilot-my run', which is not a plain name"),
+]
+
+
+@pytest.mark.parametrize("row", TRUST, ids=row_ids(TRUST))
+def test_trust_boundaries(row, harden):
     harden(row)

@@ -8,11 +8,12 @@ import hashlib
 import re
 
 import pytest
-from conftest import frames, one_line_error, save_model
-from hardening import Row, cloud, row_ids, usage_rows
 
-from trainer.storage import Storage
+from conftest import frames, one_line_error, save_model
+from hardening import Row, cloud, good_archive, row_ids, usage_rows
+
 from trainer import bucket
+from trainer.storage import Storage
 
 MOVIE = "movies/pilot-wip.mp4"
 
@@ -149,4 +150,19 @@ ROWS = [
 
 @pytest.mark.parametrize("row", ROWS, ids=row_ids(ROWS))
 def test_hardening(row, harden):
+    harden(row)
+
+
+# -- trust boundaries: what an archive, a tub, a config or a model someone
+# else made can make the script do (the setups: tests/untrusted.py) --
+
+TRUST = [
+    Row("submit-movie:movie-name-with-a-space", cloud(good_archive),
+        ("submit_cloud_makemovie.sh", "-n", "-o", "my movie.mp4"), 1,
+        r"-o 'my movie\.mp4' is not a plain name: .* e\.g\. -o pilot-wip\.mp4$"),
+]
+
+
+@pytest.mark.parametrize("row", TRUST, ids=row_ids(TRUST))
+def test_trust_boundaries(row, harden):
     harden(row)

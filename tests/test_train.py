@@ -12,6 +12,8 @@ import pytest
 from conftest import one_line_error, write_legacy_archive, write_synth_tub
 from hardening import (ARCHIVE_SAYS, BAD_ARCHIVES, Row, bad_archive, big_archive, elsewhere,
                        good_archive, has_entries, interrupted, row_ids, usage_rows)
+from untrusted import (MALFORMED, UNSAFE_PATH, archive_named, archive_with_tub, image_line,
+                       manifest_says, raw_manifest, transfer_with_code, without_default_model_type)
 
 from trainer.bucket import OUTPUTS
 
@@ -265,3 +267,74 @@ ROWS = [
 @pytest.mark.parametrize("row", ROWS, ids=row_ids(ROWS))
 def test_hardening(row, harden):
     harden(row)
+
+
+# -- trust boundaries: what an archive, a tub, a config or a model someone
+# else made can make the script do (the setups: tests/untrusted.py) --
+
+TRUST = [
+    Row("train:model-name-climbs-out", good_archive,
+        ("local_train.sh", "-m", "../../x"), 1,
+        r"-m '\.\./\.\./x' is not a plain name: use letters, digits, '\.', '_' and '-' "
+        r"\(starting with a letter or digit\), e\.g\. -m pilot-wip$"),
+    Row("train:model-name-absolute", good_archive, ("local_train.sh", "-m", "{tmp}/x"), 1,
+        r"-m '/\S+' is not a plain name"),
+    Row("train:archive-name-with-a-space", archive_named("my run.tgz"),
+        ("local_train.sh", "-a", "my run.tgz"), 1,
+        r"archive 'my run' makes the model name 'pilot-my run', which is not a plain "
+        r"name: rename the archive \(letters, digits, '\.', '_', '-'\), or pass -m NAME, "
+        r"e\.g\. -m pilot-wip$"),
+    Row("train:archive-json-absolute-tub", manifest_says('[{"path": "{tmp}/hosttub"}]'),
+        ("local_train.sh",), 1, UNSAFE_PATH.format(r"/\S+/hosttub")),
+    Row("train:archive-json-a-list", raw_manifest(b"[]"), ("local_train.sh",), 1,
+        MALFORMED.format("a JSON list, not an object")),
+    Row("train:catalog-image-absolute", archive_with_tub(image_line("/etc/hostname")),
+        ("local_train.sh",), 1,
+        r"tub wip\.tgz/data: catalog_0\.catalog line 3 names the image '/etc/hostname'"),
+    Row("train:config-without-default-model-type", without_default_model_type,
+        ("local_train.sh",), 1, r"config\.py sets no DEFAULT_MODEL_TYPE: it is not a car's "
+                                r"config\.py"),
+    Row("train:transfer-model-runs-code", transfer_with_code,
+        ("local_train.sh", "-T", "models/lambda.h5"), 1,
+        r"the transfer model models/lambda\.h5 has a layer that runs Python code when it "
+        r"loads \(Lambda scale\): pass --trust-model-code only if you trust who made it, or "
+        r"use a model made by local_train\.sh$"),
+]
+
+
+@pytest.mark.parametrize("row", TRUST, ids=row_ids(TRUST))
+def test_trust_boundaries(row, harden):
+    harden(row)
+
+
+def test_the_card_and_wandb_get_training_settings_with_secrets_redacted(car):
+    from trainer import tracking
+    from trainer.config import REDACTED, effective, load_car_config, redact_overrides
+    with open(car / "myconfig.py", "a") as f:
+        f.write('\nMQTT_PASSWORD = "hunter2"\nAWS_SECRET_ACCESS_KEY = "abc"\n'
+                'AWS_ACCESS_KEY_ID = "AKIA"\nPI_PASSWD = "raspberry"\n'
+                'IMAGE_TOKEN = "t"\nPI_HOSTNAME = "mycar.local"\n')
+    cfg = load_car_config(str(car), ["MAX_EPOCHS=3"])
+    card = effective(cfg)
+    text = json.dumps(card)
+    for secret in ("hunter2", "abc", "AKIA", "raspberry", "mycar.local"):
+        assert secret not in text
+    assert card["MAX_EPOCHS"] == 3 and card["IMAGE_W"] == 160
+    assert card["DEFAULT_MODEL_TYPE"] and card["IMAGE_TOKEN"] == REDACTED
+    assert "PI_HOSTNAME" not in card              # not a training setting
+    assert tracking.effective is effective         # W&B's config comes from the same place
+    assert redact_overrides(["MQTT_PASSWORD=x", "MAX_EPOCHS=3"]) == [
+        f"MQTT_PASSWORD={REDACTED}", "MAX_EPOCHS=3"]
+
+
+def test_a_model_with_code_loads_only_when_trusted(lambda_h5, stock):
+    from trainer.errors import UserError
+    from trainer.export import check_model_code, code_layers
+    assert code_layers(str(lambda_h5)) == ["Lambda scale"]
+    assert code_layers(str(stock.small_model)) == []        # DonkeyCar's own: no code
+    with pytest.raises(UserError, match="--trust-model-code"):
+        check_model_code(str(lambda_h5), "model", trusted=False)
+    check_model_code(str(lambda_h5), "model", trusted=True)
+    from trainer.export import load_keras
+    model = load_keras(str(lambda_h5), trusted=True)     # what --trust-model-code allows
+    assert tuple(model.inputs[0].shape[1:]) == (120, 160, 3)

@@ -1,9 +1,10 @@
 """The small parts of the training job (URIs: test_storage.py)."""
 import pytest
 
+from trainer.bucket import default_model_name
 from trainer.config import parse_overrides
 from trainer.errors import UserError
-from trainer.bucket import default_model_name
+from trainer.names import plain_name
 
 
 def test_overrides_are_python_literals_or_strings():
@@ -52,3 +53,17 @@ def test_the_extraction_process_sends_back_its_result_or_its_error(tmp_path):
         bad.result()
     bad.stop()
     assert e.value.filename == str(missing)
+
+
+@pytest.mark.parametrize("good", ["wip", "pilot-wip", "a.b_c-1", "X" * 100])
+def test_plain_names_pass(good):
+    assert plain_name(good, "-m") == good
+
+
+@pytest.mark.parametrize("bad", ["", "my run", "../x", "/abs/x", "a/b", ".hidden", "-x",
+                                 "x" * 101, "tab\tname", "é"])
+def test_other_names_are_refused_in_one_line(bad):
+    from trainer.errors import UserError
+    with pytest.raises(UserError) as e:
+        plain_name(bad, "-m")
+    assert "\n" not in str(e.value) and str(e.value).startswith("-m ")

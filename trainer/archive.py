@@ -216,7 +216,7 @@ def _no_links(member, dest):
 def extract(path, into):
     """Extract the archive at PATH into the folder INTO, refusing anything unsafe.
 
-    First a quick pass over the tar headers alone (_limits): the member count
+    First a quick pass over the tar headers alone (check_limits): the member count
     and the bytes they need against INTO's free space, before anything is
     written. Then one streaming pass that checks each member before writing
     it (_check_member, then tarfile's 'data' filter). Raises UserError for a
@@ -230,7 +230,7 @@ def extract(path, into):
     made = _missing_top(into)
     seen = _Seen(into)
     try:
-        _limits(path, shown, into, seen.free)
+        check_limits(path, shown, into, seen.free)
         with _reading(path, shown) as tar:
             while (member := tar.next()) is not None:
                 tar.members.clear()      # stream mode would keep every header
@@ -284,7 +284,7 @@ def _too_big(shown, needed, into, free):
                      "space, or extract it on a larger disk; nothing was extracted")
 
 
-def _limits(path, shown, into, free):
+def check_limits(path, shown, into, free):
     """Walk the raw 512-byte tar headers (no tarfile objects: a million of
     them take seconds, not minutes) and refuse an archive with more than
     MAX_MEMBERS members, or whose members need more than FREE - DISK_MARGIN.
