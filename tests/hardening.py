@@ -179,7 +179,8 @@ class Row:
     err: Optional[str]              # pattern of the last stderr line; None: stderr empty
     out: Optional[str] = None       # pattern searched in stdout
     env: dict = field(default_factory=dict)   # overrides ({dead}: a closed port); None unsets
-    changes: tuple = ()             # paths (from the car) the command may create or change
+    changes: tuple = ()             # paths (from the car) the command creates or changes
+    leaves: tuple = ()              # paths a library may leave, or not (not the toolkit's)
     warnings: Optional[int] = 0     # warning lines allowed before; None: free-form notes
     interrupt: Optional[Callable] = None      # ready(ctx): then Ctrl-C the process group
     then: Optional[Callable] = None           # then(ctx, result): any further check
@@ -485,7 +486,7 @@ def run_row(row, car, tmp, stock, request):
     if row.out:
         assert re.search(row.out, r.stdout, re.M), r.stdout[-3000:]
     after = snapshot(tmp)
-    allowed = [os.path.normpath(os.path.join(car.name, p)) for p in row.changes]
+    allowed = [os.path.normpath(os.path.join(car.name, p)) for p in row.changes + row.leaves]
     changed = sorted(k for k in before.keys() | after.keys()
                      if before.get(k) != after.get(k)
                      and not any(k == a or k.startswith(a + os.sep) for a in allowed))
