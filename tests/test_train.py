@@ -330,7 +330,7 @@ def test_the_card_and_wandb_get_training_settings_with_secrets_redacted(car):
 def test_a_model_with_code_loads_only_when_trusted(lambda_h5, stock):
     from trainer.errors import UserError
     from trainer.export import check_model_code, code_layers
-    assert code_layers(str(lambda_h5)) == ["Lambda scale"]
+    assert "Lambda scale" in code_layers(str(lambda_h5))     # Keras 3 names its function too
     assert code_layers(str(stock.small_model)) == []        # DonkeyCar's own: no code
     with pytest.raises(UserError, match="--trust-model-code"):
         check_model_code(str(lambda_h5), "model", trusted=False)
