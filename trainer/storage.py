@@ -573,11 +573,15 @@ def _is_corruption(exc):
 
 @contextlib.contextmanager
 def _progress(total, name):
-    """A tqdm bar on stderr for large files when it is a terminal; else None."""
-    if total < PROGRESS_MIN_BYTES or not sys.stderr.isatty():
+    """A tqdm bar on stderr for large files when it is a terminal; else None
+    (also where tqdm is missing: a bar is a nicety, not a reason to fail)."""
+    try:
+        from tqdm import tqdm
+    except ImportError:
+        tqdm = None
+    if total < PROGRESS_MIN_BYTES or not sys.stderr.isatty() or tqdm is None:
         yield None
         return
-    from tqdm import tqdm
     try:
         columns, lines = os.get_terminal_size(sys.stderr.fileno())
     except OSError:
