@@ -25,11 +25,10 @@ $(STAMP): setup.py
 	touch $(STAMP)
 
 # The versions the tests passed with: the lock of the generation this Python
-# installs (setup.py's markers), as constraints when there is one.
-PYVER := $(shell $(PYTHON) -c 'import sys; print("%d.%d" % sys.version_info[:2])' 2>/dev/null)
-GEN_3.11 := 5.3
-GEN_3.12 := 5.4
-LOCK := $(wildcard locks/dk$(GEN_$(PYVER)).txt)
+# installs (setup.py's markers; the table is trainer/core/generations.py's),
+# as constraints when there is one.
+GEN := $(shell PYTHONPATH=. $(PYTHON) -m trainer.core.generations here 2>/dev/null)
+LOCK := $(wildcard locks/dk$(GEN).txt)
 $(STAMP): $(LOCK)
 
 # Rewrite the lock files from the environments the tests ran in (.venv, and

@@ -112,7 +112,7 @@ def bench_archive(car, env):
     os.makedirs(dest)
     out["tar_xzf"] = timed(["tar", "xzf", os.path.join(car, "wip.tgz"), "-C", dest], car)
     shutil.rmtree(dest)
-    code = ("import sys, tempfile; from trainer.archive import extract; "
+    code = ("import sys, tempfile; from trainer.core.archive import extract; "
             "extract(sys.argv[1], tempfile.mkdtemp())")
     out["extract"] = timed([PY, "-c", code, os.path.join(car, "wip.tgz")], car,
                            dict(env, PYTHONPATH=ROOT))

@@ -21,7 +21,7 @@ cat >>"$car/myconfig.py" <<'CFG'
 MAX_EPOCHS = 12
 BATCH_SIZE = 32
 CFG
-"$PY" -m trainer.synthtub --path "$car/data" --records 800
+"$PY" "$ROOT/lib/synthtub.py" --path "$car/data" --records 800
 for s in "$ROOT"/*.sh; do ln -sf "$s" "$car/"; done
 cd "$car"
 ./make_tub_archive.sh

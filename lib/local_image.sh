@@ -20,27 +20,13 @@
 #
 # Environment: IMAGE_BUILDER=docker|podman|buildah picks the builder.
 set -euo pipefail
-
-SELF=$(readlink -f "${BASH_SOURCE[0]}")
-PROG=$(basename "$SELF")
-ROOT=$(cd "$(dirname "$SELF")/.." && pwd)
+# shellcheck source=lib/common.sh
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
+rt_find_python
 # Scratch space of the build: the context, podman's settings, the stand-in base.
 WORK=$ROOT/build/image
 # An image carrying this label was made from the Debian archive, not pulled.
 STANDIN_LABEL=robocar-trainer.stand-in
-
-die() {
-  echo "$PROG: $*" >&2
-  exit 1
-}
-
-usage_error() {
-  {
-    echo "$PROG: $*"
-    grep '^# Usage:' "$SELF" | sed 's/^# //'
-  } >&2
-  exit 2
-}
 
 warn() {
   echo "$PROG: WARNING: $*" >&2
@@ -50,20 +36,17 @@ generation=5.3
 while getopts ':d:h' opt; do
   case $opt in
     d) generation=$OPTARG ;;
-    h) sed -n '2,/^[^#]/{/^#/!q;s/^# \{0,1\}//;p;}' "$SELF"; exit 0 ;;
-    :) usage_error "-$OPTARG needs a value" ;;
-    *) usage_error "unknown flag -$OPTARG" ;;
+    h) rt_help; exit 0 ;;
+    :) rt_usage_error "-$OPTARG needs a value" ;;
+    *) rt_usage_error "unknown flag -$OPTARG" ;;
   esac
 done
 shift $((OPTIND - 1))
-[ "$#" -eq 0 ] || usage_error "unexpected argument '$1' (flags only)"
+[ "$#" -eq 0 ] || rt_usage_error "unexpected argument '$1' (flags only)"
 
-# The Python of each generation, as in trainer/generations.py.
-case $generation in
-  5.3) python=3.11 ;;
-  5.4) python=3.12 ;;
-  *) die "-d $generation: not a DonkeyCar generation the toolkit builds for: use -d 5.3 or -d 5.4" ;;
-esac
+# The Python of the generation, from the one table (trainer/core/generations.py).
+python=$("$PY" -m trainer --prog "$PROG" trainer.core.generations python "$generation") ||
+  exit 1
 tag=robocar-trainer:dk$generation
 base=docker.io/library/python:$python-slim-bookworm
 

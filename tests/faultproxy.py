@@ -29,8 +29,8 @@ except that:
 import http.client
 import http.server
 import json
-import socket
 import re
+import socket
 import struct
 import threading
 from urllib.parse import parse_qs, quote, unquote, urlparse

@@ -22,8 +22,8 @@ import warnings
 from dataclasses import dataclass, field
 
 import pytest
-from conftest import script_env
 from faultproxy import FaultProxy
+from helpers import script_env
 
 with warnings.catch_warnings():
     # google-api-core warns once, at import, about its Python 3.11 support window.

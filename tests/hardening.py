@@ -72,8 +72,8 @@ from pathlib import Path
 from typing import Callable, Optional
 
 import pytest
-from conftest import ROOT, save_model, script_env, tar_bytes, write_synth_tub, write_v1_tub
 from fixtures_gcs import free_port
+from helpers import ROOT, save_model, script_env, tar_bytes, write_synth_tub, write_v1_tub
 from vertex_standin import CLOSED, cloud_env
 
 LIMIT = 180            # s: every row must answer within 3 minutes
@@ -128,7 +128,7 @@ class Stock:
 
     def archive_of(self, tub, name):
         """NAME.tgz of a car folder holding TUB as data/."""
-        from trainer.archive import build_archive
+        from trainer.core.archive import build_archive
         car = self.root / f"car-{name}"
         shutil.copytree(self.template, car, symlinks=True)
         shutil.rmtree(car / "data")

@@ -7,13 +7,20 @@ import subprocess
 import tarfile
 
 import pytest
-
-from conftest import one_line_error, write_synth_tub
 from hardening import Row, elsewhere, has_bytes, interrupted, row_ids, tub, usage_rows, with_tub
-from untrusted import (config_without_default_model_type, keys_in_the_tub, linked_frame,
-                       only_tub_files, peak, set_meta, tub_pointing_out, v1_tub_pointing_out)
+from helpers import one_line_error, write_synth_tub
+from untrusted import (
+    config_without_default_model_type,
+    keys_in_the_tub,
+    linked_frame,
+    only_tub_files,
+    peak,
+    set_meta,
+    tub_pointing_out,
+    v1_tub_pointing_out,
+)
 
-from trainer import archive as archive_module
+from trainer.core import archive as archive_module
 
 
 def members(path):

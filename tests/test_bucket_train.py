@@ -5,10 +5,10 @@ import hashlib
 import json
 import os
 
-from conftest import one_line_error
 from fixtures_gcs import md5_hex
+from helpers import one_line_error
 
-from trainer import bucket
+from trainer.core import bucket
 
 OUTPUTS = sorted(f"pilot-wip{suffix}" for suffix in bucket.OUTPUTS)
 

@@ -11,13 +11,13 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import ROOT, one_line_error, script_env
 from discovery_schema import check
 from hardening import Row, row_ids, usage_rows
+from helpers import ROOT, one_line_error, script_env
 from packaging.requirements import Requirement
 
-from trainer.cloud import discovery_document
-from trainer.generations import GENERATIONS, local
+from trainer.core.cloud import discovery_document
+from trainer.core.generations import GENERATIONS, local
 
 GENERATION = local()
 
@@ -132,7 +132,7 @@ def test_cloud_build_gets_the_dockerfile_and_the_package_only(tmp_path):
     assert r.returncode == 0, r.stderr
     files = set(r.stdout.split())
     assert {"Dockerfile", "setup.py", "trainer/__init__.py", "trainer/task.py",
-            "trainer/training.py"} <= files
+            "trainer/job/training.py"} <= files
     leaked = [f for f in files if f.startswith((".venv", "tests/", ".git/", "bench/"))
               or "__pycache__" in f or f.endswith((".tgz", ".h5"))]
     assert leaked == []

@@ -13,11 +13,11 @@ import sys
 
 import numpy as np
 import pytest
-from conftest import one_line_error
 from hardening import Row, row_ids
+from helpers import one_line_error
 from trained import NAME, trained_once
 
-from trainer.bucket import OUTPUTS
+from trainer.core.bucket import OUTPUTS
 
 SEVEN = sorted(NAME + s for s in OUTPUTS)
 LAG = re.compile(r"download_models\.sh: warning: the model takes \d+ ms a frame here, "

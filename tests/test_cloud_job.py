@@ -8,13 +8,15 @@ import re
 
 import httplib2
 import pytest
-from conftest import one_line_error
 from googleapiclient.errors import HttpError
+from helpers import one_line_error
 
-from trainer import cloud, restarts, vertex
-from trainer.bucket import OUTPUTS, claim, model_files
-from trainer.errors import UserError
-from trainer.storage import Storage
+from trainer.client import vertex
+from trainer.core import cloud
+from trainer.core.bucket import OUTPUTS, claim, model_files
+from trainer.core.errors import UserError
+from trainer.core.storage import Storage
+from trainer.job import restarts
 
 
 @pytest.fixture
@@ -98,13 +100,13 @@ def test_a_restart_after_a_users_mistake_ends_at_once(car, synth_tub, run, verte
     the worker ends with the same line before fetching the archive again."""
     vertex.restarts = 1
     assert run("make_tub_archive.sh").returncode == 0
-    r = run("submit_cloud_train.sh", "-g", "none", "-w", "--type", "tflite_linear",
+    r = run("submit_cloud_train.sh", "-g", "none", "-w", "-c", "BATCH_SIZE=5000",
             env=vertex.env, timeout=900)
     assert r.returncode == 1
     jid = re.search(r"created Vertex AI job (\d+) ", r.stdout).group(1)
     assert f"an earlier attempt of job {jid} ended so; Vertex AI's restart stops here" \
         in one_line_error(r)
-    assert "model type tflite_linear cannot be trained here" in one_line_error(r)
+    assert "too few records for one validation batch of BATCH_SIZE=5000" in one_line_error(r)
     assert r.stdout.count("TensorFlow sees") == 1       # the restart never got that far
 
 @pytest.fixture
@@ -231,7 +233,7 @@ def test_the_dry_run_refuses_a_model_type_donkeycar_does_not_know(car, wip, run,
     assert r.returncode == 1 and r.stdout == ""
     line = one_line_error(r)
     assert line.startswith("submit_cloud_train.sh: --type linnear: DonkeyCar knows no such "
-                           "model type: use one of ")
+                           "model type: did you mean linear? use one of ")
     assert {"linear", "categorical"} <= set(line.split("use one of ")[1].split(", "))
     assert idle_vertex.requests == []
 

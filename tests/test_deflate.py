@@ -6,14 +6,36 @@ import tarfile
 import time
 
 import pytest
+from hardening import (
+    ARCHIVE_SAYS,
+    BAD_ARCHIVES,
+    Row,
+    bad_archive,
+    big_archive,
+    good_archive,
+    has_entries,
+    interrupted,
+    row_ids,
+    usage_rows,
+)
+from helpers import ROOT, one_line_error, tar_bytes, write_legacy_archive
+from untrusted import (
+    LONG,
+    MALFORMED,
+    MEMBER,
+    UNSAFE_PATH,
+    archive_with_tub,
+    bomb,
+    few_inodes,
+    image_line,
+    manifest_says,
+    members,
+    peak,
+    raw_manifest,
+    small_disk,
+)
 
-from conftest import ROOT, one_line_error, tar_bytes, write_legacy_archive
-from hardening import (ARCHIVE_SAYS, BAD_ARCHIVES, Row, bad_archive, big_archive, good_archive,
-                       has_entries, interrupted, row_ids, usage_rows)
-from untrusted import (LONG, MALFORMED, MEMBER, UNSAFE_PATH, archive_with_tub, bomb, few_inodes,
-                       image_line, manifest_says, members, peak, raw_manifest, small_disk)
-
-from trainer import archive as archive_module
+from trainer.core import archive as archive_module
 
 
 @pytest.fixture
@@ -241,7 +263,7 @@ def test_limits_are_checked_before_anything_is_written(bombs, tmp_path, monkeypa
     """The size check stops at the bomb's header: no byte of it is inflated."""
     monkeypatch.setattr(archive_module, "DISK_MARGIN", 0)
     free = 512 * 2**20
-    from trainer.errors import UserError
+    from trainer.core.errors import UserError
     t = time.time()
     with pytest.raises(UserError, match="needs at least 1,024 MiB"):
         archive_module.check_limits(str(bombs["gigabyte"]), "wip.tgz", str(tmp_path), free)

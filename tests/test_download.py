@@ -11,14 +11,24 @@ import threading
 import time
 
 import pytest
-from conftest import ROOT, one_line_error, script_env
 from faultproxy import FaultProxy
 from fixtures_gcs import free_port
-from hardening import (NO_BUCKET_VAR, NO_SUCH_BUCKET, Row, bucket, ctrl_c_as_in_a_terminal,
-                       has_bytes, interrupted, row_ids, usage_rows, wait_until)
+from hardening import (
+    NO_BUCKET_VAR,
+    NO_SUCH_BUCKET,
+    Row,
+    bucket,
+    ctrl_c_as_in_a_terminal,
+    has_bytes,
+    interrupted,
+    row_ids,
+    usage_rows,
+    wait_until,
+)
+from helpers import ROOT, one_line_error, script_env
 
-from trainer.bucket import OUTPUTS
-from trainer.generations import GENERATIONS, local
+from trainer.core.bucket import OUTPUTS
+from trainer.core.generations import GENERATIONS, local
 
 GENERATION = local()
 

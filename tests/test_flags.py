@@ -6,9 +6,10 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, SCRIPTS, script_env
+from helpers import ROOT, SCRIPTS, script_env
 
-from trainer import cli, flags
+from trainer.client import cli
+from trainer.core import flags
 
 # What each script hands its flags to (its last line says the same; checked below).
 PARSERS = {

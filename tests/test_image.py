@@ -12,7 +12,7 @@ import re
 import subprocess
 
 import pytest
-from conftest import frames, save_model
+from helpers import frames, save_model
 from vertex_standin import Containers
 
 IMAGE = "robocar-trainer:dk5.3"

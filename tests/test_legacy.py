@@ -1,7 +1,7 @@
 """Legacy Tub v1 folders (DonkeyCar 3) are converted inside the archive."""
 import json
 
-from conftest import one_line_error, write_v1_tub
+from helpers import one_line_error, write_v1_tub
 
 
 def tree(path):

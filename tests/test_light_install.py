@@ -10,7 +10,7 @@ import venv
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, one_line_error, write_synth_tub
+from helpers import ROOT, one_line_error, write_synth_tub
 
 HEAVY = ("tensorflow", "keras", "tf_keras", "tf2onnx", "onnxruntime", "matplotlib",
          "moviepy", "isal", "wandb", "h5py")

@@ -2,11 +2,15 @@
 hardening rows (tests/hardening.py) at the end."""
 import numpy as np
 import pytest
-
-from conftest import frames, one_line_error, save_model, write_synth_tub
 from hardening import Row, row_ids, usage_rows
-from untrusted import (UNSAFE_PATH, archive_with_tub, image_line, manifest_says,
-                       movie_model_with_code)
+from helpers import frames, one_line_error, save_model, write_synth_tub
+from untrusted import (
+    UNSAFE_PATH,
+    archive_with_tub,
+    image_line,
+    manifest_says,
+    movie_model_with_code,
+)
 
 
 @pytest.fixture
@@ -71,7 +75,7 @@ def test_moviepy_2_is_refused_with_the_fix(movie_car, run, tmp_path):
     """moviepy 2 dropped moviepy.editor, so DonkeyCar's makemovie would log and
     return quietly; we fail with the fix. (moviepy 2 itself is not installed
     here: a package of that shape on PYTHONPATH stands in for it.)"""
-    from conftest import script_env
+    from helpers import script_env
     fake = tmp_path / "site" / "moviepy"
     fake.mkdir(parents=True)
     (fake / "__init__.py").write_text('__version__ = "2.1.2"\n')

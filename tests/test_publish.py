@@ -12,10 +12,10 @@ from faultproxy import FaultProxy
 from hardening import Row, good_archive, row_ids, steps
 from trained import NAME, trained_once
 
-from trainer import bucket as layout
-from trainer import gcs as gcsmod
-from trainer.errors import UserError
-from trainer.storage import Storage
+from trainer.core import bucket as layout
+from trainer.core import gcs as gcsmod
+from trainer.core.errors import UserError
+from trainer.core.storage import Storage
 
 SEVEN = [NAME + s for s in layout.OUTPUTS]          # in publishing order
 

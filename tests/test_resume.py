@@ -9,9 +9,9 @@ import stat
 import pytest
 from faultproxy import FaultProxy
 
-from trainer import gcs as gcsmod
-from trainer.errors import UserError
-from trainer.storage import CHUNK_SIZE, Conflict, Storage, checksums, local_stamp
+from trainer.core import gcs as gcsmod
+from trainer.core.errors import UserError
+from trainer.core.storage import CHUNK_SIZE, Conflict, Storage, checksums, local_stamp
 
 SIZE = 3 * CHUNK_SIZE + 12345          # four pieces, the last a short one
 

@@ -5,8 +5,7 @@ import re
 import subprocess
 
 import pytest
-
-from conftest import ROOT, SCRIPTS, script_env
+from helpers import ROOT, SCRIPTS, script_env
 
 
 def header(script):

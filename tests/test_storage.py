@@ -1,18 +1,18 @@
-"""trainer.storage and trainer.gcs called directly: URIs, the bucket variable,
+"""trainer.core.storage and trainer.core.gcs called directly: URIs, the bucket variable,
 verified transfers against a real emulator, and what bad networks do to them."""
 import os
 import subprocess
 import sys
 
 import pytest
-from conftest import ROOT
-from fixtures_gcs import free_port
 from faultproxy import FaultProxy
+from fixtures_gcs import free_port
+from helpers import ROOT
 
-from trainer import gcs as gcsmod
-from trainer import bucket, settings
-from trainer.errors import UserError
-from trainer.storage import Location, Storage, checksums, join, parse_uri
+from trainer.core import bucket, settings
+from trainer.core import gcs as gcsmod
+from trainer.core.errors import UserError
+from trainer.core.storage import Location, Storage, checksums, join, parse_uri
 
 
 @pytest.mark.parametrize("uri, expected", [
@@ -188,7 +188,8 @@ def test_a_dead_endpoint_gives_up_at_the_deadline(gcs, store, monkeypatch):
 
 def test_the_transfer_commands_never_load_tensorflow(gcs):
     """upload_tub_archive.sh and download_models.sh start in a second, not ten."""
-    code = ("import sys; from trainer import bucket, cli, gcs, storage; gcs.connect(); "
+    code = ("import sys; from trainer.core import bucket, gcs, storage; "
+            "from trainer.client import cli; gcs.connect(); "
             "print(sorted({m.split('.')[0] for m in sys.modules} & "
             "{'tensorflow', 'keras', 'donkeycar', 'torch'}))")
     r = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True,

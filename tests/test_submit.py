@@ -13,19 +13,25 @@ import signal
 import subprocess
 
 import pytest
-
-from conftest import one_line_error
 from discovery_schema import check
 from fixtures_gcs import free_port
-from hardening import (Lines, NO_BUCKET_VAR, Row, cloud, ctrl_c_as_in_a_terminal, good_archive,
-                       gzip_archive, row_ids, usage_rows)
+from hardening import (
+    NO_BUCKET_VAR,
+    Lines,
+    Row,
+    cloud,
+    ctrl_c_as_in_a_terminal,
+    good_archive,
+    gzip_archive,
+    row_ids,
+    usage_rows,
+)
+from helpers import one_line_error
 from untrusted import archive_named
 
-from trainer.bucket import OUTPUTS, bring_models_home
-from trainer.cloud import discovery_document
-from trainer.storage import Storage
-
-
+from trainer.core.bucket import OUTPUTS, bring_models_home
+from trainer.core.cloud import discovery_document
+from trainer.core.storage import Storage
 
 
 def md5(data):

@@ -8,12 +8,11 @@ import hashlib
 import re
 
 import pytest
-
-from conftest import frames, one_line_error, save_model
 from hardening import Row, cloud, good_archive, row_ids, usage_rows
+from helpers import frames, one_line_error, save_model
 
-from trainer import bucket
-from trainer.storage import Storage
+from trainer.core import bucket
+from trainer.core.storage import Storage
 
 MOVIE = "movies/pilot-wip.mp4"
 

@@ -13,11 +13,11 @@ import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
-from conftest import ROOT, SCRIPTS, one_line_error, script_env, write_synth_tub
 from discovery_schema import check
+from helpers import ROOT, SCRIPTS, one_line_error, script_env, write_synth_tub
 
-from trainer.bucket import OUTPUTS
-from trainer.cloud import discovery_document
+from trainer.core.bucket import OUTPUTS
+from trainer.core.cloud import discovery_document
 
 KEY = "0123456789abcdef0123456789abcdef01234567"      # stands for a W&B API key
 
@@ -213,7 +213,7 @@ def test_without_wandb_project_nothing_imports_wandb(tmp_path):
     (fake / "__init__.py").write_text("raise ImportError('wandb was imported')\n")
     code = (
         "import sys\n"
-        "import trainer.task, trainer.training, trainer.submit\n"
+        "import trainer.task, trainer.job.training, trainer.client.submit\n"
         "from trainer import tracking\n"
         "tracker = tracking.start('pilot-x')\n"
         "card = {'best_val_loss': 0.1}\n"
@@ -308,8 +308,8 @@ class SecretManager:
 
 
 def test_the_job_reads_the_api_key_from_secret_manager(monkeypatch):
-    from trainer import tracking
-    from trainer.errors import UserError
+    from trainer.core.errors import UserError
+    from trainer.job import tracking
 
     secrets = SecretManager("projects/robocar-test/secrets/wandb-api-key/versions/latest",
                             KEY + "\n")

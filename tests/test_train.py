@@ -8,14 +8,33 @@ import shutil
 
 import numpy as np
 import pytest
+from hardening import (
+    ARCHIVE_SAYS,
+    BAD_ARCHIVES,
+    Row,
+    bad_archive,
+    big_archive,
+    elsewhere,
+    good_archive,
+    has_entries,
+    interrupted,
+    row_ids,
+    usage_rows,
+)
+from helpers import one_line_error, write_legacy_archive, write_synth_tub
+from untrusted import (
+    MALFORMED,
+    UNSAFE_PATH,
+    archive_named,
+    archive_with_tub,
+    image_line,
+    manifest_says,
+    raw_manifest,
+    transfer_with_code,
+    without_default_model_type,
+)
 
-from conftest import one_line_error, write_legacy_archive, write_synth_tub
-from hardening import (ARCHIVE_SAYS, BAD_ARCHIVES, Row, bad_archive, big_archive, elsewhere,
-                       good_archive, has_entries, interrupted, row_ids, usage_rows)
-from untrusted import (MALFORMED, UNSAFE_PATH, archive_named, archive_with_tub, image_line,
-                       manifest_says, raw_manifest, transfer_with_code, without_default_model_type)
-
-from trainer.bucket import OUTPUTS
+from trainer.core.bucket import OUTPUTS
 
 
 def sha256(path):
@@ -28,7 +47,7 @@ def trained_real(tmp_path_factory, car_template):
     car folder, data/ moved away, then trained from wip.tgz alone."""
     import subprocess
 
-    from conftest import ROOT, SCRIPTS, copy_real_tub, script_env
+    from helpers import ROOT, SCRIPTS, copy_real_tub, script_env
     car = tmp_path_factory.mktemp("real") / "mycar"
     shutil.copytree(car_template, car, symlinks=True)
     for s in SCRIPTS:
@@ -308,8 +327,8 @@ def test_trust_boundaries(row, harden):
 
 
 def test_the_card_and_wandb_get_training_settings_with_secrets_redacted(car):
-    from trainer import tracking
-    from trainer.config import REDACTED, effective, load_car_config, redact_overrides
+    from trainer.core.config import REDACTED, effective, load_car_config, redact_overrides
+    from trainer.job import tracking
     with open(car / "myconfig.py", "a") as f:
         f.write('\nMQTT_PASSWORD = "hunter2"\nAWS_SECRET_ACCESS_KEY = "abc"\n'
                 'AWS_ACCESS_KEY_ID = "AKIA"\nPI_PASSWD = "raspberry"\n'
@@ -328,13 +347,13 @@ def test_the_card_and_wandb_get_training_settings_with_secrets_redacted(car):
 
 
 def test_a_model_with_code_loads_only_when_trusted(lambda_h5, stock):
-    from trainer.errors import UserError
-    from trainer.export import check_model_code, code_layers
+    from trainer.core.errors import UserError
+    from trainer.job.export import check_model_code, code_layers
     assert "Lambda scale" in code_layers(str(lambda_h5))     # Keras 3 names its function too
     assert code_layers(str(stock.small_model)) == []        # DonkeyCar's own: no code
     with pytest.raises(UserError, match="--trust-model-code"):
         check_model_code(str(lambda_h5), "model", trusted=False)
     check_model_code(str(lambda_h5), "model", trusted=True)
-    from trainer.export import load_keras
+    from trainer.job.export import load_keras
     model = load_keras(str(lambda_h5), trusted=True)     # what --trust-model-code allows
     assert tuple(model.inputs[0].shape[1:]) == (120, 160, 3)

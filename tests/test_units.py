@@ -1,10 +1,10 @@
 """The small parts of the training job (URIs: test_storage.py)."""
 import pytest
 
-from trainer.bucket import default_model_name
-from trainer.config import parse_overrides
-from trainer.errors import UserError
-from trainer.names import plain_name
+from trainer.core.bucket import default_model_name
+from trainer.core.config import parse_overrides
+from trainer.core.errors import UserError
+from trainer.core.names import plain_name
 
 
 def test_overrides_are_python_literals_or_strings():
@@ -27,7 +27,7 @@ def test_a_killed_extraction_process_is_one_line_not_a_hang():
     for memory, ends the job with one line instead of waiting forever."""
     import os
 
-    from trainer.background import Background
+    from trainer.job.background import Background
     job = Background("extraction", os._exit, 9)
     try:
         with pytest.raises(UserError, match=r"^the extraction process died \(exit 9\), "
@@ -42,7 +42,7 @@ def test_the_extraction_process_sends_back_its_result_or_its_error(tmp_path):
     back whole, with its file name, for the job's error handling."""
     import os
 
-    from trainer.background import Background
+    from trainer.job.background import Background
     (tmp_path / "frame.jpg").write_bytes(b"")
     ok = Background("extraction", os.listdir, str(tmp_path))
     assert ok.result() == ["frame.jpg"]
@@ -63,7 +63,7 @@ def test_plain_names_pass(good):
 @pytest.mark.parametrize("bad", ["", "my run", "../x", "/abs/x", "a/b", ".hidden", "-x",
                                  "x" * 101, "tab\tname", "é"])
 def test_other_names_are_refused_in_one_line(bad):
-    from trainer.errors import UserError
+    from trainer.core.errors import UserError
     with pytest.raises(UserError) as e:
         plain_name(bad, "-m")
     assert "\n" not in str(e.value) and str(e.value).startswith("-m ")

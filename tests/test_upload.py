@@ -6,11 +6,20 @@ import tarfile
 import time
 
 import pytest
-from conftest import one_line_error, script_env
 from fixtures_gcs import DEADLINE as GCS_DEADLINE
 from fixtures_gcs import free_port, md5_hex
-from hardening import (NO_BUCKET_VAR, NO_SUCH_BUCKET, Row, bad_archive, bucket, gzip_archive,
-                       row_ids, steps, usage_rows)
+from hardening import (
+    NO_BUCKET_VAR,
+    NO_SUCH_BUCKET,
+    Row,
+    bad_archive,
+    bucket,
+    gzip_archive,
+    row_ids,
+    steps,
+    usage_rows,
+)
+from helpers import one_line_error, script_env
 
 
 def make_archive(run, *args):

@@ -11,7 +11,7 @@ import pytest
 from faultproxy import FaultProxy
 from hardening import Row, interrupted, row_ids
 
-from trainer.storage import CHUNK_SIZE
+from trainer.core.storage import CHUNK_SIZE
 
 SIZE = 2 * CHUNK_SIZE + 4321
 TRACKER = ".big.tgz.upload"

@@ -8,13 +8,13 @@ import shlex
 import subprocess
 
 import pytest
-from conftest import one_line_error
 from discovery_schema import check
+from helpers import one_line_error
 
-from trainer.flags import movie_args, train_args
-from trainer.cloud import discovery_document
-from trainer.generations import GENERATIONS, local
-from trainer.vertex import job_body
+from trainer.client.vertex import job_body
+from trainer.core.cloud import discovery_document
+from trainer.core.flags import movie_args, train_args
+from trainer.core.generations import GENERATIONS, local
 
 GENERATION = local()
 

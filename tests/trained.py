@@ -11,7 +11,7 @@ import os
 import shutil
 import subprocess
 
-from conftest import ROOT, SCRIPTS, script_env, write_synth_tub
+from helpers import ROOT, SCRIPTS, script_env, write_synth_tub
 
 NAME = "pilot-wip"
 

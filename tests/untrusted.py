@@ -14,9 +14,8 @@ import tarfile
 from pathlib import Path
 
 import pytest
-from conftest import script_env, tar_bytes
 from hardening import good_archive, tub
-
+from helpers import script_env, tar_bytes
 
 UNSAFE_PATH = (r"archive wip\.tgz is unsafe \(archive\.json names the tub path '{}', which is "
           r"not a folder inside the archive\); nothing was used: make it again with "

@@ -37,7 +37,7 @@ from urllib.parse import urlsplit
 import pytest
 from discovery_schema import check
 
-from trainer.cloud import discovery_document
+from trainer.core.cloud import discovery_document
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 JOB = "GoogleCloudAiplatformV1CustomJob"
@@ -391,7 +391,7 @@ def make_vertex(tmp_path):
     """make_vertex(gcs=None, run_jobs=True, images=None) -> a stand-in with
     .env for the scripts; without gcs, no Cloud Storage is reachable (nothing
     may be sent); with images (a Containers), jobs run inside the local image."""
-    from conftest import script_env
+    from helpers import script_env
     made = []
 
     def make(gcs=None, run_jobs=True, images=None):

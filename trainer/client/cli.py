@@ -1,0 +1,147 @@
+"""`python -m trainer.cli VERB ...`: the Python side of the scripts, which
+hand it their flags as the user typed them (local_train.sh and
+local_makemovie.sh go to trainer.task and trainer.movie the same way).
+
+    python -m trainer.cli archive -t data -a wip          # make_tub_archive.sh
+    python -m trainer.cli deflate -a wip.tgz -d .          # deflate_tub_archive.sh
+    python -m trainer.cli upload -a wip.tgz                # upload_tub_archive.sh
+    python -m trainer.cli download -m pilot-wip -d models  # download_models.sh
+    python -m trainer.cli submit -a wip.tgz -g NVIDIA_TESLA_T4:1 -w   # submit_cloud_train.sh
+    python -m trainer.cli submit-movie -m models/pilot-wip.h5 -e 60 -w
+    python -m trainer.cli image -d 5.4                     # build_image.sh
+
+Each verb's parser is the one place its flags are declared (the script's
+header is their help). Each verb prints its report on stdout, warnings on
+stderr, and ends an expected failure with one line `SCRIPT: what went
+wrong, and what to do` and exit 1 (trainer/errors.py).
+"""
+import argparse
+import sys
+
+from trainer.car import check as car_check
+from trainer.client import image, jobs, submit
+from trainer.core import bucket, donkey, flags, gcs, generations, settings
+from trainer.core.errors import ArgumentParser, run_main, warn
+from trainer.core.storage import Storage
+
+
+def cmd_archive(args):
+    donkey.quiet()
+    # Tubs and archives need DonkeyCar and its packages (numpy, Pillow), which
+    # a car has and the light install alone (download, submit) does not.
+    from trainer.core import archive
+    archive.build_archive(".", args.tub, args.archive, force=args.force, warn=warn)
+
+
+def cmd_deflate(args):
+    donkey.quiet()
+    from trainer.core import archive  # DonkeyCar's packages: see cmd_archive
+    archive.restore(args.archive, args.dest, force=args.force)
+
+
+def cmd_upload(args):
+    bucket_name = settings.bucket()
+    bucket.upload_archive(Storage(gcs.connect()), args.archive, bucket_name,
+                          force=args.force)
+
+
+def cmd_download(args):
+    bucket_name = settings.bucket()
+    paths = bucket.download_models(Storage(gcs.connect()), bucket_name, args.model,
+                                   args.dest, force=args.force, fmt=args.format)
+    cards = [p for p in paths if p.endswith(bucket.CARD)]
+    message = generations.mismatch(cards[0]) if cards else None
+    if message:            # the model may not load here: say so, but it is downloaded
+        warn(message)
+    car_check.check(paths, args.dest, fmt=args.format, warn=warn)   # will it drive?
+
+
+def cmd_submit(args):
+    return submit.submit(args, jobs.Train(args))
+
+
+def cmd_submit_movie(args):
+    return submit.submit(args, jobs.Movie(args))
+
+
+def cmd_image(args):
+    return image.build(args)
+
+
+def get_args(argv):
+    return parser().parse_args(argv)
+
+
+def parser():
+    """The whole command line: one subparser per verb (see verbs())."""
+    return _build()[0]
+
+
+def verbs():
+    """{verb: its parser}, e.g. verbs()["archive"].format_help()."""
+    return _build()[1]
+
+
+def _build():
+    top = ArgumentParser(prog="trainer.cli", allow_abbrev=False)
+    sub = top.add_subparsers(dest="verb", required=True)
+    made = {}
+
+    def verb(name, func, parents=(), **kwargs):
+        made[name] = p = sub.add_parser(name, parents=list(parents), allow_abbrev=False,
+                                        **kwargs)
+        p.set_defaults(func=func)
+        return p
+
+    p = verb("archive", cmd_archive, help="pack tubs and configs (make_tub_archive.sh)")
+    p.add_argument("-t", "--tub", action="append", help="tub folder (default: data)")
+    p.add_argument("-a", "--archive", default="wip", help="archive name (default: wip)")
+    p.add_argument("-f", "--force", action="store_true", help="replace NAME.tgz")
+    p = verb("deflate", cmd_deflate, help="safe extract (deflate_tub_archive.sh)")
+    p.add_argument("-a", "--archive", default="wip.tgz", help="default: wip.tgz")
+    p.add_argument("-d", "--dest", default=".", help="default: .")
+    p.add_argument("-f", "--force", action="store_true", help="replace tubs and configs")
+    p = verb("upload", cmd_upload, help="archive to the bucket (upload_tub_archive.sh)")
+    p.add_argument("-a", "--archive", default="wip.tgz", help="default: wip.tgz")
+    p.add_argument("-f", "--force", action="store_true", help="replace a differing object")
+    p = verb("download", cmd_download, help="models from the bucket (download_models.sh)")
+    p.add_argument("-m", "--model", default="pilot-wip", help="base name (default: pilot-wip)")
+    p.add_argument("-d", "--dest", default=bucket.LOCAL_MODELS,
+                   help=f"default: {bucket.LOCAL_MODELS}")
+    p.add_argument("-f", "--force", action="store_true", help="replace differing local files")
+    p.add_argument("-F", "--format", help="h5, tflite or onnx only, with the card and "
+                   "the frames (default: every file the card names)")
+    p = verb("submit", cmd_submit, [flags.train_parser(add_help=False)],
+             help="train on Vertex AI (submit_cloud_train.sh)")
+    cloud_flags(p, "then download the models")
+    p = verb("submit-movie", cmd_submit_movie, [flags.movie_parser(add_help=False)],
+             help="a movie on Vertex AI (submit_cloud_makemovie.sh)")
+    cloud_flags(p, "then download the movie")
+    p = verb("image", cmd_image, help="build the training image (build_image.sh)")
+    p.add_argument("-d", "--generation", help="DonkeyCar 5.3 or 5.4 (default: this "
+                   "machine's)")
+    p.add_argument("-i", "--image", help="default: $TRAINER_IMAGE")
+    p.add_argument("-n", "--dry-run", action="store_true", help="print the gcloud command")
+    p.add_argument("--source", default=".", help=argparse.SUPPRESS)  # build_image.sh's home
+    return top, made
+
+
+def cloud_flags(p, then):
+    """The flags every cloud job takes besides its own."""
+    p.add_argument("-d", "--generation", help="DonkeyCar 5.3 or 5.4: picks the image "
+                   "(default: this machine's DonkeyCar)")
+    p.add_argument("-M", "--machine", help="default: n1-standard-8")
+    p.add_argument("-g", "--accelerator",
+                   help="TYPE[:N] or none (default: NVIDIA_TESLA_T4:1)")
+    p.add_argument("-S", "--spot", action="store_true", help="Spot VM (default: on demand)")
+    p.add_argument("-w", "--wait", action="store_true", help=f"follow it, {then}")
+    p.add_argument("-n", "--dry-run", action="store_true", help="print the job, send nothing")
+
+
+def main(argv=None):
+    args = get_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(run_main(main))

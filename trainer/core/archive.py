@@ -1,0 +1,566 @@
+"""Tub archives: build them from a car folder, extract them safely.
+
+An archive (NAME.tgz) mirrors the car folder: config.py, myconfig.py and
+archive.json at its root, each tub at its path relative to the car folder.
+Archives of the original robocar-gcp-trainer (one tub's files at the root
+beside the configs) are read too.
+
+    build_archive(car_dir=".", tubs=["data"], name="wip")
+    root = extract(path, into)          # PEP 706 'data' filter, no links
+    config_path, tub_paths = layout(root)
+"""
+import contextlib
+import datetime
+import errno
+import gzip
+import io
+import json
+import os
+import shutil
+import tarfile
+import tempfile
+import zlib
+
+try:        # ISA-L's gzip, in a second thread: the training install has it; a car may not
+    from isal import igzip_threaded
+except ImportError:
+    igzip_threaded = None
+
+from trainer import __version__
+from trainer.core.config import load_car_config
+from trainer.core.errors import UserError
+from trainer.core.legacy import convert_v1
+from trainer.core.names import plain_name
+from trainer.core.storage import atomic_path
+from trainer.core.tubs import (
+    check_tub_paths,
+    find_tubs,
+    inspect_tub,
+    is_legacy_tub,
+    is_tub,
+    is_tub_file,
+)
+
+CONFIGS = ("config.py", "myconfig.py")
+MANIFEST = "archive.json"
+JUNK = (".DS_Store", "Thumbs.db")
+SECRET_SUFFIXES = (".pem", ".p12", ".key")
+# JPEG frames do not compress: gzip -1 makes an archive within 1% of -6 in a
+# third of the time. ISA-L's gzip (python-isal) compresses in a second thread
+# while this one reads the tub, as `tar czf` does with its gzip process.
+COMPRESSLEVEL = 1
+# Limits checked before anything is written. A 20k-record tub is about 20k
+# members, and an hour of driving at 20 Hz about 72k: 500k members is seven
+# hours of frames in one archive, and what a header-only pass reads in
+# seconds. Extraction needs the members' sizes (each rounded up to a 4 KiB
+# block) plus DISK_MARGIN free: the models, TensorFlow's caches and the
+# movie are written on the same disk afterwards.
+MAX_MEMBERS = 500_000
+BLOCK = 4096
+DISK_MARGIN = 256 * 2**20
+MAX_NAME = 1024                  # characters of a member's path
+MAX_PART = 255                   # bytes of one path component (NAME_MAX)
+MAX_MANIFEST = 16 * 2**20        # archive.json: a few KB per tub
+
+
+def is_junk(name):
+    return name in JUNK or name.startswith("._")
+
+
+def is_secret(path):
+    """Files that must never leave the car: keys and .env files."""
+    name = os.path.basename(path)
+    if name == ".env" or name.startswith(".env.") or name.endswith(SECRET_SUFFIXES):
+        return True
+    if name.endswith(".json") and name != "manifest.json":
+        with open(path, "rb") as f:
+            head = f.read(65536)
+        return b'"private_key"' in head
+    return False
+
+
+def _arcname(tub, car_dir):
+    rel = os.path.relpath(os.path.abspath(tub), os.path.abspath(car_dir))
+    if rel == "." or rel.startswith(".."):
+        return "data/" + os.path.basename(os.path.abspath(tub))
+    return rel.replace(os.sep, "/")
+
+
+def archive_filename(name):
+    return name if name.endswith((".tgz", ".tar.gz")) else name + ".tgz"
+
+
+def build_archive(car_dir, tubs, name, force=False, say=print, warn=print):
+    """Check the tubs, then write NAME.tgz into car_dir; returns its path."""
+    plain_name(os.path.basename(name), "-a", "wip")
+    cfg = load_car_config(car_dir)
+    target = os.path.join(car_dir, archive_filename(name))
+    if os.path.exists(target) and not force:
+        raise UserError(f"{os.path.basename(target)} already exists: pass -f to "
+                        "replace it, or -a NAME to write another")
+    tub_dirs = []
+    for t in tubs or ["data"]:
+        for tub in find_tubs(os.path.join(car_dir, t)):
+            if os.path.abspath(tub) not in map(os.path.abspath, tub_dirs):
+                tub_dirs.append(tub)
+    reports, arcnames = [], {}
+    scratch = tempfile.mkdtemp(prefix="robocar-archive-")
+    try:
+        for tub in tub_dirs:
+            arc = _arcname(tub, car_dir)
+            if arc in arcnames.values():
+                raise UserError(f"two tubs would be packed as {arc}: rename one of "
+                                f"them ({tub})")
+            if is_legacy_tub(tub):
+                n = convert_v1(tub, os.path.join(scratch, str(len(arcnames))))
+                say(f"{arc}: legacy Tub v1, {n} records converted to Tub v2 in the "
+                    "archive (the folder itself is untouched)")
+                tub = os.path.join(scratch, str(len(arcnames)))
+            report = inspect_tub(tub, (cfg.IMAGE_W, cfg.IMAGE_H), display_path=arc)
+            for w in report.warnings:
+                warn(w)
+            say(report.line())
+            reports.append(report)
+            arcnames[tub] = arc
+        return _pack(target, car_dir, arcnames, reports, warn, say)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _pack(target, car_dir, arcnames, reports, warn, say):
+    manifest = {
+        "tool": "robocar-trainer", "version": __version__,
+        "created_at": datetime.datetime.now(datetime.timezone.utc).isoformat(),
+        "tubs": [r.as_dict() for r in reports],
+    }
+    with atomic_path(target) as tmp:
+        _write(tmp, car_dir, arcnames, manifest, warn)
+    size = os.path.getsize(target)
+    say(f"wrote {os.path.relpath(target)} ({size / 1e6:.1f} MB, "
+        f"{sum(r.records for r in reports)} records in {len(reports)} tub(s))")
+    return target
+
+
+def _gzip_open(path, mode):
+    """gzip through ISA-L in a second thread where it is installed, else
+    Python's own gzip (the same format, slower)."""
+    if igzip_threaded is not None:
+        kwargs = {"compresslevel": COMPRESSLEVEL, "threads": 1} if "w" in mode else {}
+        return igzip_threaded.open(path, mode, **kwargs)
+    return gzip.open(path, mode, **({"compresslevel": COMPRESSLEVEL} if "w" in mode else {}))
+
+
+def _write(path, car_dir, arcnames, manifest, warn):
+    with _gzip_open(path, "wb") as gz, \
+            tarfile.open(fileobj=gz, mode="w|", format=tarfile.GNU_FORMAT) as tar:
+        data = json.dumps(manifest, indent=2).encode()
+        info = tarfile.TarInfo(MANIFEST)
+        info.size, info.mtime, info.mode = len(data), int(
+            datetime.datetime.now().timestamp()), 0o644
+        tar.addfile(info, io.BytesIO(data))
+        for conf in CONFIGS:
+            src = os.path.join(car_dir, conf)
+            if os.path.isfile(src):
+                _add_file(tar, src, conf)
+            else:
+                warn(f"no {conf} in the car folder: the archive holds only what "
+                     "there is")
+        for tub, arc in arcnames.items():
+            _add_tub(tar, tub, arc, warn)
+
+
+def _add_tub(tar, tub, arc, warn):
+    """The tub's own files (tubs.is_tub_file) under ARC; anything else is
+    skipped with a warning naming it, so keys and dotfiles never travel."""
+    for dirpath, dirnames, filenames in os.walk(tub):
+        rel = os.path.relpath(dirpath, tub).replace(os.sep, "/")
+        base = arc if rel == "." else f"{arc}/{rel}"
+        for d in sorted(dirnames):
+            inner = d if rel == "." else f"{rel}/{d}"
+            if inner != "images" and not is_junk(d):
+                warn(f"skipped {base}/{d}/: not a tub folder (a tub holds "
+                     "manifest.json, catalogs and images/), so it is never packed")
+        dirnames[:] = ["images"] if rel == "." and "images" in dirnames else []
+        for fname in sorted(filenames):
+            src = os.path.join(dirpath, fname)
+            if is_junk(fname):
+                continue
+            if os.path.islink(src) or not os.path.isfile(src):
+                warn(f"skipped {base}/{fname}: not a regular file")
+                continue
+            if is_secret(src):
+                warn(f"skipped {base}/{fname}: it looks like a secret "
+                     "(key or .env) and is never packed; keep secrets "
+                     "out of tub folders")
+                continue
+            if not is_tub_file(fname if rel == "." else f"{rel}/{fname}"):
+                warn(f"skipped {base}/{fname}: not a tub file (a tub holds "
+                     "manifest.json, catalogs and images/), so it is never "
+                     "packed; keep other files out of tub folders")
+                continue
+            _add_file(tar, src, f"{base}/{fname}")
+
+
+def _add_file(tar, src, arcname):
+    st = os.stat(src)
+    info = tarfile.TarInfo(arcname)
+    info.size, info.mtime, info.mode = st.st_size, int(st.st_mtime), 0o644
+    with open(src, "rb") as f:
+        tar.addfile(info, f)
+
+
+def _no_links(member, dest):
+    """tarfile's 'data' filter, plus: no links of any kind, and absolute
+    names refused rather than made relative."""
+    if member.issym() or member.islnk():
+        raise tarfile.FilterError(f"member {member.name!r} is a link")
+    if member.name.startswith(("/", "\\")):
+        raise tarfile.AbsolutePathError(member)
+    return tarfile.data_filter(member, dest)
+
+
+def extract(path, into):
+    """Extract the archive at PATH into the folder INTO, refusing anything unsafe.
+
+    First a quick pass over the tar headers alone (check_limits): the member count
+    and the bytes they need against INTO's free space, before anything is
+    written. Then one streaming pass that checks each member before writing
+    it (_check_member, then tarfile's 'data' filter). Raises UserError for a
+    damaged, unsafe or too large archive; the caller owns INTO (a folder this
+    call made is removed again on failure).
+    """
+    shown = os.path.basename(path)
+    if not os.path.isfile(path):
+        raise UserError(f"archive {path} not found: make one with "
+                        "./make_tub_archive.sh, or pass -a PATH")
+    made = _missing_top(into)
+    seen = _Seen(into)
+    try:
+        check_limits(path, shown, into, seen.free)
+        with _reading(path, shown) as tar:
+            while (member := tar.next()) is not None:
+                tar.members.clear()      # stream mode would keep every header
+                _check_member(member, into, shown, seen)
+                tar.extract(member, into, filter=_no_links)
+    except OSError as e:
+        if made:
+            shutil.rmtree(made, ignore_errors=True)
+        if e.errno == errno.ENOSPC:
+            where = _existing(os.path.dirname(os.path.abspath(into)))
+            raise UserError(f"no space left in {where} while extracting {shown}, which "
+                            f"needs {_mib(seen.needed)} MiB or more; nothing was kept: "
+                            "free some space and run again") from None
+        raise UserError(f"archive {shown} cannot be extracted into {into} "
+                        f"({e.strerror or e}): make it again with "
+                        "make_tub_archive.sh") from None
+    except BaseException:
+        if made:
+            shutil.rmtree(made, ignore_errors=True)
+        raise
+    return into
+
+
+@contextlib.contextmanager
+def _reading(path, shown):
+    """The archive as a streaming tarfile; its errors as one line."""
+    try:
+        with tarfile.open(path, mode="r|gz") as tar:
+            yield tar
+    except tarfile.FilterError as e:
+        raise UserError(f"archive {shown} is unsafe ({e}); nothing was restored: "
+                        "make it again with make_tub_archive.sh") from None
+    except (tarfile.ReadError, EOFError, zlib.error, gzip.BadGzipFile) as e:
+        what = "truncated" if isinstance(e, EOFError) or "end" in str(e) \
+            else "damaged or not a gzip tar"
+        raise UserError(f"archive {shown} is {what} ({e}): make it again with "
+                        "make_tub_archive.sh, or copy it again") from None
+
+
+def _too_many(shown):
+    return UserError(f"archive {shown} has more than {MAX_MEMBERS:,} members, more "
+                     "than any car folder holds; nothing was extracted: make it again "
+                     "with make_tub_archive.sh")
+
+
+def _too_big(shown, needed, into, free):
+    where = _existing(os.path.dirname(os.path.abspath(into)))
+    return UserError(f"archive {shown} needs at least {_mib(needed + DISK_MARGIN)} MiB "
+                     f"free to extract ({_mib(needed)} MiB of files, {_mib(DISK_MARGIN)} "
+                     f"MiB to spare) but {where} has {_mib(free)} MiB free: free some "
+                     "space, or extract it on a larger disk; nothing was extracted")
+
+
+def check_limits(path, shown, into, free):
+    """Walk the raw 512-byte tar headers (no tarfile objects: a million of
+    them take seconds, not minutes) and refuse an archive with more than
+    MAX_MEMBERS members, or whose members need more than FREE - DISK_MARGIN.
+    Stops quietly at anything it does not understand: the extraction pass
+    checks the same limits member by member, and reports damage."""
+    count = needed = 0
+    pax_size = None
+    try:
+        with _gzip_open(path, "rb") as f:
+            while True:
+                header = f.read(512)
+                if len(header) < 512 or header == bytes(512):
+                    return
+                kind, size = header[156:157], _octal(header[124:136])
+                if size is None or kind == b"S":
+                    return                      # sparse or odd: the next pass says
+                if kind in (b"x", b"g", b"L", b"K"):    # pax / GNU long-name headers
+                    data = f.read(-(-size // 512) * 512)[:size]
+                    if kind == b"x":
+                        pax_size = _pax_size(data)
+                    continue
+                size = pax_size if pax_size is not None else size
+                pax_size = None
+                count += 1
+                needed += -(-size // BLOCK) * BLOCK + BLOCK
+                if count > MAX_MEMBERS:
+                    raise _too_many(shown)
+                if needed + DISK_MARGIN > free:
+                    raise _too_big(shown, needed, into, free)
+                skip = -(-size // 512) * 512
+                while skip:
+                    chunk = f.read(min(skip, 1 << 20))
+                    if not chunk:
+                        return
+                    skip -= len(chunk)
+    except UserError:
+        raise
+    except Exception:       # noqa: BLE001  damaged gzip: the tarfile pass says how
+        return
+
+
+def _octal(field):
+    """A tar number field: octal digits, or GNU base-256 (first byte 0x80)."""
+    if field[:1] == b"\x80":
+        return int.from_bytes(field[1:], "big")
+    try:
+        return int(field.strip(b" \0") or b"0", 8)
+    except ValueError:
+        return None
+
+
+def _pax_size(data):
+    for record in data.split(b"\n"):
+        _, _, keyvalue = record.partition(b" ")
+        if keyvalue.startswith(b"size="):
+            try:
+                return int(keyvalue[5:])
+            except ValueError:
+                return None
+    return None
+
+
+class _Seen:
+    """What the extraction pass has written so far (bounded by MAX_MEMBERS)."""
+
+    def __init__(self, into):
+        self.count = self.needed = 0
+        self.files, self.folders = set(), set()
+        self.free = shutil.disk_usage(_existing(into)).free
+
+
+def _check_member(member, into, shown, seen):
+    """Refuse MEMBER before it is written: anything but a file or folder, an
+    absolute or climbing name, an over-long name, a second copy, a file where
+    a folder is (or the other way round), one member too many, or more bytes
+    than INTO's disk has free."""
+    seen.count += 1
+    if seen.count > MAX_MEMBERS:
+        raise _too_many(shown)
+    name = member.name
+    if not (member.isfile() or member.isdir()) or member.issparse():
+        _no_links(member, into)                # says which kind
+        raise tarfile.FilterError(f"member {name[:60]!r} is not a plain file or folder")
+    if name.startswith(("/", "\\")) or "\0" in name:
+        raise tarfile.AbsolutePathError(member)
+    name = name.rstrip("/")
+    while name.startswith("./"):
+        name = name[2:]
+    parts = name.split("/")
+    if ".." in parts:
+        raise tarfile.OutsideDestinationError(member, os.path.join(into, name))
+    if len(name) > MAX_NAME or any(len(p.encode()) > MAX_PART for p in parts):
+        raise tarfile.FilterError(f"member {name[:40]!r}... has a name longer than a "
+                                  "file system takes")
+    for i in range(1, len(parts)):
+        parent = "/".join(parts[:i])
+        if parent in seen.files:
+            raise tarfile.FilterError(f"member {name[:60]!r} is inside {parent!r}, "
+                                      "which is a file")
+        seen.folders.add(parent)
+    if member.isdir():
+        if name in seen.files:
+            raise tarfile.FilterError(f"member {name[:60]!r} is both a file and a folder")
+        seen.folders.add(name)
+        return
+    if name in seen.folders:
+        raise tarfile.FilterError(f"member {name[:60]!r} is both a file and a folder")
+    if name in seen.files:
+        raise tarfile.FilterError(f"member {name[:60]!r} appears twice")
+    seen.files.add(name)
+    seen.needed += -(-member.size // BLOCK) * BLOCK + BLOCK
+    if seen.needed + DISK_MARGIN > seen.free:
+        raise _too_big(shown, seen.needed, into, seen.free)
+
+
+def _existing(path):
+    """PATH, or its nearest folder that exists."""
+    path = os.path.abspath(path)
+    while not os.path.exists(path):
+        path = os.path.dirname(path)
+    return path
+
+
+def _mib(n):
+    return f"{n / 2**20:,.0f}"
+
+
+def _malformed(shown, what):
+    return UserError(f"archive {shown} has a malformed {MANIFEST} ({what}): make it "
+                     "again with make_tub_archive.sh")
+
+
+def read_manifest(root, shown="archive"):
+    """archive.json at ROOT, checked: a JSON object whose "tubs" is a list of
+    objects, each with a string "path". None when there is none."""
+    path = os.path.join(root, MANIFEST)
+    if not os.path.isfile(path):
+        return None
+    if os.path.getsize(path) > MAX_MANIFEST:
+        raise _malformed(shown, f"over {MAX_MANIFEST // 2**20} MiB")
+    try:
+        with open(path, encoding="utf-8") as f:
+            manifest = json.load(f)
+    except (ValueError, RecursionError) as e:     # UnicodeDecodeError is a ValueError
+        raise _malformed(shown, f"not valid JSON: {str(e)[:100]}") from None
+    if not isinstance(manifest, dict):
+        raise _malformed(shown, f"a JSON {type(manifest).__name__}, not an object")
+    tubs = manifest.get("tubs", [])
+    if not isinstance(tubs, list):
+        raise _malformed(shown, '"tubs" is not a list')
+    for i, tub in enumerate(tubs):
+        if not isinstance(tub, dict) or not isinstance(tub.get("path"), str):
+            raise _malformed(shown, f'tub {i + 1} has no "path" string')
+    return manifest
+
+
+def tub_path(root, rel, shown="archive"):
+    """ROOT/REL for a tub path REL from archive.json: relative, normalised
+    ('a/b', no '.', '..' or empty parts, no backslash) and, links resolved,
+    inside ROOT; UserError otherwise."""
+    parts = rel.split("/")
+    unsafe = (not rel or rel.startswith("/") or "\\" in rel or "\0" in rel
+              or any(p in ("", ".", "..") for p in parts))
+    full = os.path.join(root, *parts) if not unsafe else None
+    if full is not None:
+        real, top = os.path.realpath(full), os.path.realpath(root)
+        unsafe = real == top or os.path.commonpath([real, top]) != top
+    if unsafe:
+        raise UserError(f"archive {shown} is unsafe ({MANIFEST} names the tub path "
+                        f"{rel[:80]!r}, which is not a folder inside the archive); "
+                        "nothing was used: make it again with make_tub_archive.sh")
+    return full
+
+
+def is_legacy_layout(root):
+    """robocar-gcp-trainer archives: one tub's files at the root."""
+    return is_tub(root)
+
+
+def layout(root, shown="archive"):
+    """(config.py path, [tub paths]) of an extracted archive at ROOT. The
+    archive is untrusted: archive.json's paths and the catalogs' image paths
+    must stay inside it."""
+    config = os.path.join(root, "config.py")
+    if not os.path.isfile(config):
+        raise UserError(f"{shown} has no config.py at its root: make it with "
+                        "make_tub_archive.sh from your car folder")
+    if is_legacy_layout(root):
+        check_tub_paths(root, shown)
+        return config, [root]
+    manifest = read_manifest(root, shown)
+    if manifest:
+        tubs = [tub_path(root, t["path"], shown) for t in manifest.get("tubs", [])]
+        for a in tubs:
+            if any(a != b and (a + os.sep).startswith(b + os.sep) for b in tubs):
+                raise _malformed(shown, f"tub {os.path.relpath(a, root)} is inside "
+                                 "another tub")
+        tubs = list(dict.fromkeys(tubs))
+    else:
+        tubs = sorted(d for d, _, files in os.walk(root) if "manifest.json" in files)
+    tubs = [t for t in tubs if is_tub(t)]
+    if not tubs:
+        raise UserError(f"{shown} holds no tub: make it with make_tub_archive.sh "
+                        "from a car folder that has recorded data")
+    for t in tubs:
+        check_tub_paths(t, os.path.join(shown, os.path.relpath(t, root)))
+    return config, tubs
+
+
+def relocate_legacy_tub(root):
+    """Move a legacy root-level tub into ROOT/data, as a car folder has it."""
+    data = os.path.join(root, "data")
+    os.makedirs(data)
+    for name in os.listdir(root):
+        if name not in CONFIGS + ("data",):
+            shutil.move(os.path.join(root, name), os.path.join(data, name))
+
+
+def restore(path, dest, force=False, say=print):
+    """Extract the archive at PATH into the car folder DEST (deflate).
+
+    Extracts into a staging folder inside DEST first, so a damaged or unsafe
+    archive leaves DEST as it was; then moves each config and tub into place,
+    refusing to replace an existing one unless FORCE.
+    """
+    created = _missing_top(dest)        # a folder made here goes again on failure
+    os.makedirs(dest, exist_ok=True)
+    staging = tempfile.mkdtemp(dir=dest, prefix=".deflate-")
+    restored = False
+    try:
+        extract(path, staging)
+        _, tubs = layout(staging, os.path.basename(path))
+        if is_legacy_layout(staging):
+            relocate_legacy_tub(staging)
+            tubs = [os.path.join(staging, "data")]
+        units = [c for c in CONFIGS if os.path.exists(os.path.join(staging, c))]
+        units += [os.path.relpath(t, staging) for t in tubs]
+        for unit in units:
+            target = os.path.join(dest, unit)
+            if _occupied(target) and not force:
+                raise UserError(f"{target} already exists: pass -f to replace it, "
+                                "or -d an empty folder")
+        for unit in units:
+            target = os.path.join(dest, unit)
+            if os.path.isdir(target) and not os.path.islink(target):
+                shutil.rmtree(target)
+            elif os.path.lexists(target):
+                os.remove(target)
+            os.makedirs(os.path.dirname(target) or ".", exist_ok=True)
+            os.replace(os.path.join(staging, unit), target)
+        say(f"restored {', '.join(units)} into {dest}")
+        restored = True
+        return units
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+        if created and not restored:
+            shutil.rmtree(created, ignore_errors=True)
+
+
+def _missing_top(path):
+    """The outermost folder of PATH that does not exist yet; None if PATH does."""
+    path, top = os.path.abspath(path), None
+    while not os.path.lexists(path):
+        top, path = path, os.path.dirname(path)
+    return top
+
+
+def _occupied(path):
+    """An existing file, or a folder with something in it (createcar's empty
+    data/ folder is no conflict)."""
+    if os.path.isdir(path) and not os.path.islink(path):
+        return bool(os.listdir(path))
+    return os.path.lexists(path)

@@ -1,0 +1,146 @@
+"""The flags of the two jobs, declared once: local_train.sh and local_makemovie.sh
+hand theirs to these parsers, the submit scripts take the same ones (and
+pass them on to the cloud job, jobs.py). Light on purpose: the submit
+scripts run on a car whose light install has no TensorFlow.
+
+    args = train_args(["-a", "wip.tgz", "-c", "MAX_EPOCHS=3"])
+    args = movie_args(["-m", "models/pilot-wip.h5", "-e", "60"])
+"""
+import os
+
+from trainer.core import bucket, modeltypes
+from trainer.core.config import parse_overrides
+from trainer.core.errors import ArgumentParser, UserError
+from trainer.core.names import is_plain, plain_name
+from trainer.core.storage import parse_uri
+
+DEFAULT_ARCHIVE = "wip.tgz"
+DEFAULT_MODEL = f"{bucket.LOCAL_MODELS}/pilot-wip.h5"
+# A model with Lambda layers runs Python when it loads: refused unless this.
+TRUST_FLAG = "--trust-model-code"
+
+
+def train_parser(add_help=True):
+    """local_train.sh's flags, the training job's (trainer.task); the submit
+    script takes them too (jobs.Train)."""
+    p = ArgumentParser(prog="trainer.task", description="the training job",
+                       add_help=add_help, allow_abbrev=False)
+    p.add_argument("-a", "--archive", action="append",
+                   help=f"tub archive: path, name or gs:// URI; repeatable "
+                   f"(default: {DEFAULT_ARCHIVE})")
+    p.add_argument("-m", "--model-name", help="model base name (default: pilot-STEM "
+                   "of the first archive)")
+    p.add_argument("--type", help="DonkeyCar model type (default: the config's "
+                   "DEFAULT_MODEL_TYPE)")
+    p.add_argument("-T", "--transfer", help=".h5 model to start from (default: none)")
+    p.add_argument("-o", "--output", help="folder or gs:// prefix for the model files "
+                   f"(default: ./{bucket.LOCAL_MODELS} here, "
+                   f"gs://$STEERING_BUCKET_NAME/{bucket.MODELS} in the cloud)")
+    p.add_argument("-c", "--set", action="append", metavar="KEY=VALUE",
+                   help="config override on top of myconfig.py; repeatable")
+    p.add_argument("-E", "--eval-archive", metavar="ARCHIVE",
+                   help="evaluate on this archive's frames, which the model never "
+                   "trains on: path, name or gs:// URI (default: the training tubs)")
+    p.add_argument("-f", "--force", action="store_true",
+                   help="replace existing model files of the same name (default: refuse)")
+    p.add_argument(TRUST_FLAG, action="store_true",
+                   help="let -T load a model whose Lambda layers run Python code "
+                   "(default: refuse it)")
+    return p
+
+
+def train_args(argv=None):
+    args = settle_train(train_parser().parse_args(argv))
+    args.output = args.output or f"./{bucket.LOCAL_MODELS}"
+    args.model_name = model_name(args)
+    return args
+
+
+def settle_train(args):
+    """The training flags' own decisions, the same for local_train.sh and the
+    submit script, before anything is read: the archive (default wip.tgz),
+    the model name, the type against DonkeyCar's list, -c's syntax."""
+    args.archive = args.archive or [DEFAULT_ARCHIVE]
+    model_name(args)
+    if args.type:
+        modeltypes.check(args.type)
+    parse_overrides(args.set)
+    return args
+
+
+def model_name(args):
+    """-m NAME, else pilot-STEM of the first archive: a plain name either way
+    (it names files in -o and objects in the bucket). The one place a model
+    name is decided."""
+    if args.model_name:
+        return plain_name(args.model_name, "-m")
+    name = bucket.default_model_name(args.archive[0])
+    if not is_plain(name):
+        raise UserError(f"archive {bucket.archive_stem(args.archive[0])!r} makes the "
+                        f"model name {name!r}, which is not a plain name: rename the "
+                        "archive (letters, digits, '.', '_', '-'), or pass -m NAME, "
+                        "e.g. -m pilot-wip")
+    return name
+
+
+def movie_parser(add_help=True):
+    """local_makemovie.sh's flags, the movie job's (trainer.movie); the submit
+    script takes them too (jobs.Movie)."""
+    p = ArgumentParser(prog="trainer.movie", description="the makemovie job",
+                       add_help=add_help, allow_abbrev=False)
+    p.add_argument("-m", "--model", default=DEFAULT_MODEL,
+                   help=f".h5 model: path, name or gs:// URI (default: {DEFAULT_MODEL})")
+    p.add_argument("-a", "--archive", default=DEFAULT_ARCHIVE,
+                   help=f"tub archive: path, name or gs:// URI (default: {DEFAULT_ARCHIVE})")
+    p.add_argument("-s", "--start", help="first record (default: 0)")
+    p.add_argument("-e", "--end", help="record to stop before (default: the end of "
+                   "the tub)")
+    p.add_argument("-p", "--plain", action="store_true",
+                   help="no salient map (default: drawn)")
+    p.add_argument("-o", "--output", help=".mp4 path or gs:// URI (default: MODEL's "
+                   "stem .mp4)")
+    p.add_argument("--type", help="model type (default: the config's DEFAULT_MODEL_TYPE)")
+    p.add_argument("-f", "--force", action="store_true", help="replace an existing movie")
+    p.add_argument(TRUST_FLAG, action="store_true",
+                   help="load a model whose Lambda layers run Python code "
+                   "(default: refuse it)")
+    return p
+
+
+def movie_args(argv=None):
+    args = movie_parser().parse_args(argv)
+    if args.type:
+        modeltypes.check(args.type)
+    args.output = args.output or default_output(args.model)
+    if parse_uri(args.output).scheme == "gs":       # an object name in the bucket
+        plain_name(parse_uri(args.output).name, "-o", "pilot-wip.mp4")
+    args.start, args.end = record_range(args.start, args.end)
+    return args
+
+
+def default_output(model):
+    """MODEL's stem .mp4 (models/pilot-wip.h5 -> pilot-wip.mp4)."""
+    return os.path.splitext(parse_uri(model).name)[0] + ".mp4"
+
+
+def record_range(start, end):
+    """(START, END) as record numbers, END -1 for the end of the tub; one
+    line for anything else."""
+    start, end = _record("-s", start, 0), _record("-e", end, -1)
+    if end != -1 and end <= start:
+        raise UserError(f"-s {start} -e {end}: END must be after START, "
+                        f"e.g. -s {start} -e {start + 100}")
+    return start, end
+
+
+def _record(flag, value, default):
+    if value in (None, ""):
+        return default
+    try:
+        number = int(value)
+    except ValueError:
+        number = None
+    if number is None or number < 0:
+        raise UserError(f"{flag} {value}: give a record number (0 or more), e.g. "
+                        f"{flag} 100")
+    return number

@@ -1,0 +1,121 @@
+"""DonkeyCar's own pilots for each format a model comes in, and one runner
+for them: the training job's parity check and evaluation, and the car's
+check, run frames through exactly the code the car drives with.
+
+    pilot = load_pilot("tflite", "linear", cfg, "models/pilot-wip.tflite")
+    outputs, latency = run_pilot(pilot, images)   # [[steering, throttle], ...], median s
+
+- .h5: DonkeyCar's Keras pilot; needs TensorFlow.
+- .tflite: DonkeyCar's tflite_ pilot, with whatever TFLite runtime DonkeyCar
+  finds (tflite-runtime, ai-edge-litert, then TensorFlow): a Raspberry Pi
+  runs it without TensorFlow.
+- .onnx: DonkeyCar has no ONNX runtime; its tflite_ pilot (which builds no
+  Keras graph) gets the OnnxInterpreter below, over onnxruntime.
+
+Nothing heavy is imported before it is used: the car imports this module
+with DonkeyCar alone.
+"""
+import time
+
+from trainer.core import donkey
+
+FORMATS = ("h5", "tflite", "onnx")
+
+
+def runtime_missing(fmt):
+    """Why a FMT model cannot run here ('TensorFlow is not installed'), or None."""
+    donkey.quiet()
+    if fmt == "h5":
+        try:
+            donkey.import_tensorflow()
+        except ImportError:
+            return "TensorFlow is not installed here (a .h5 needs it; a .tflite does not)"
+    elif fmt == "tflite":
+        from donkeycar.parts.interpreter import get_tflite_interpreter
+        try:
+            get_tflite_interpreter()
+        except ImportError:
+            return ("no TFLite runtime is installed here: pip install ai-edge-litert "
+                    "(or tflite-runtime)")
+    elif fmt == "onnx":
+        try:
+            import onnxruntime  # noqa: F401
+        except ImportError:
+            return "onnxruntime is not installed here: pip install onnxruntime"
+    return None
+
+
+def load_pilot(fmt, model_type, cfg, path):
+    """DonkeyCar's pilot for MODEL_TYPE ('linear') running the FMT model at PATH."""
+    donkey.quiet()
+    from donkeycar.utils import get_model_by_type
+    if fmt == "h5":
+        donkey.import_tensorflow()
+        pilot = get_model_by_type(model_type, cfg)
+    else:
+        pilot = get_model_by_type("tflite_" + model_type, cfg)
+        if fmt == "onnx":
+            pilot.interpreter = _onnx_interpreter_class()()
+            pilot.interpreter.set_model(pilot)
+    pilot.load(path)
+    return pilot
+
+
+def _extra_inputs(pilot):
+    """Zeros for a pilot's inputs besides the image (IMU, behaviour state)."""
+    import numpy as np
+    shapes = pilot.output_shapes()[0] if hasattr(pilot, "output_shapes") else {}
+    return [np.zeros(s, dtype=np.float32) for k, s in shapes.items()
+            if k not in ("img_in", "mem_in")]
+
+
+def run_pilot(pilot, images):
+    """(outputs [[steering, throttle], ...], median seconds a frame) of PILOT
+    on IMAGES, one at a time as the drive loop calls it."""
+    import numpy as np
+    extra = _extra_inputs(pilot)
+    preds, times = [], []
+    for img in images:
+        t = time.perf_counter()
+        out = pilot.run(img, *extra)
+        times.append(time.perf_counter() - t)
+        preds.append([float(np.ravel(out[0])[0]), float(np.ravel(out[1])[0])])
+    return np.array(preds), float(np.median(times)) if times else 0.0
+
+
+def _onnx_interpreter_class():
+    """OnnxInterpreter, defined on first use: its base class is DonkeyCar's."""
+    import numpy as np
+    import onnxruntime as ort
+    from donkeycar.parts.interpreter import Interpreter
+
+    class OnnxInterpreter(Interpreter):
+        def __init__(self):
+            super().__init__()
+            self.session = None
+
+        def load(self, model_path):
+            options = ort.SessionOptions()
+            options.intra_op_num_threads = 1   # batch 1 on the car: one thread is fastest
+            self.session = ort.InferenceSession(model_path, options,
+                                                providers=["CPUExecutionProvider"])
+            self.input_keys = [i.name for i in self.session.get_inputs()]
+            self.output_keys = [o.name for o in self.session.get_outputs()]
+
+        def compile(self, **kwargs):
+            pass
+
+        def get_input_shape(self, input_name):
+            for i in self.session.get_inputs():
+                if i.name == input_name:
+                    return i.shape
+            raise RuntimeError(f"{input_name} not found in the ONNX model")
+
+        def predict_from_dict(self, input_dict):
+            feed = {k: np.expand_dims(v, axis=0).astype(np.float32)
+                    for k, v in input_dict.items()}
+            outputs = self.session.run(self.output_keys, feed)
+            ret = [o[0] for o in outputs]
+            return ret if len(ret) > 1 else ret[0]
+
+    return OnnxInterpreter
