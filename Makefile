@@ -3,7 +3,8 @@
 #                                     test tools and the optional wandb extra, so tracking is tested
 #   make install PYTHON=python3.12 VENV=.venv-py312   another generation beside it
 #   make demo     train on a generated tub in demo-car/ and print the result
-#   make test     the test suite (pytest); make lint: ruff + shellcheck
+#   make test     the test suite (pytest), the fast part; make lint: ruff + shellcheck
+#   make e2e      the heavy end-to-end tests (marked e2e: separate venvs, images, long runs)
 #   make integration PYTHON=python3.12 VENV=.venv-py312   the pipeline tests on 5.4
 PYTHON ?= python3
 VENV ?= .venv
@@ -16,7 +17,7 @@ SCRIPTS := $(wildcard *.sh lib/*.sh)
 INTEGRATION := tests/test_train.py tests/test_legacy.py tests/test_tracking.py \
 	tests/test_car.py tests/test_light_install.py
 
-.PHONY: install demo test integration lint bench clean
+.PHONY: install demo test e2e integration lint bench clean
 install: $(STAMP)
 
 $(STAMP): setup.py
@@ -62,7 +63,10 @@ demo: install
 	TRAINER_PYTHON=$(abspath $(PY)) bash lib/demo.sh demo-car
 
 test: install
-	$(PY) -m pytest -q tests
+	$(PY) -m pytest -q -m "not e2e" tests
+
+e2e: install
+	$(PY) -m pytest -q -m e2e tests
 
 integration: install
 	$(PY) -m pytest -q $(INTEGRATION)

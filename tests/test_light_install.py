@@ -12,6 +12,9 @@ from pathlib import Path
 import pytest
 from helpers import ROOT, one_line_error, write_synth_tub
 
+# Each builds a venv and pip-installs into it: make e2e.
+pytestmark = pytest.mark.e2e
+
 HEAVY = ("tensorflow", "keras", "tf_keras", "tf2onnx", "onnxruntime", "matplotlib",
          "moviepy", "isal", "wandb", "h5py")
 
