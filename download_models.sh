@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Summary: download a trained model's files from gs://$STEERING_BUCKET_NAME/models/
-# Usage: download_models.sh [-m BASENAME] [-d DIR] [-F FORMAT] [-f]
+# Usage: download_models.sh [-m BASENAME] [-d DIR] [-F FORMAT] [-f] [--accept-poor-model]
 #
 # Reads the model's card (BASENAME.json) first and brings exactly the files
 # it names (.h5, .tflite, .onnx, .png, .pred.png, .frames.npz) into DIR, each
@@ -13,15 +13,18 @@
 # the models the bucket has (names shown escaped).
 # -F tflite takes only BASENAME.tflite, the card and the frames file: what a
 # car (a Raspberry Pi) needs, without the 10 MB .h5.
-# On the car (run from the car folder, DonkeyCar installed) it then checks
-# that the model will drive: the card's IMAGE_W/IMAGE_H/IMAGE_DEPTH against
-# the car's config (a difference ends with exit 1, the files kept),
-# transformations, crop settings and model type (warnings), the frames the
-# training job shipped through the car's own DonkeyCar pilot (.tflite for a
-# tflite_* DEFAULT_MODEL_TYPE, else .h5; within 1e-3 of the job's outputs,
-# latency against DRIVE_LOOP_HZ), adds it to models/database.json
-# ('donkey models' lists it) and prints the drive command. A model whose card
-# names another DonkeyCar generation (5.3, 5.4) comes with a warning.
+# On the car (run from the car folder, DonkeyCar installed) it then runs the
+# check of check_model.sh on what arrived: the files against the card, the
+# training's verdict (a model no better than a constant guess is refused
+# unless --accept-poor-model), the card's IMAGE_W/IMAGE_H/IMAGE_DEPTH
+# against the car's config (a difference ends with exit 1, the files kept),
+# each format the car can run through its own DonkeyCar pilot (.tflite with
+# whatever TFLite runtime DonkeyCar finds, no TensorFlow needed; .onnx with
+# onnxruntime; .h5 with TensorFlow) on the frames the training job shipped,
+# within 1e-3 and timed against DRIVE_LOOP_HZ; then it lists the model in
+# models/database.json ('donkey models' shows it) and prints the drive
+# command. A model whose card names another DonkeyCar generation (5.3, 5.4)
+# comes with a warning.
 # Transient network faults are retried for TRAINER_GCS_DEADLINE seconds
 # (default 90).
 #
@@ -29,11 +32,14 @@
 # credentials from GOOGLE_APPLICATION_CREDENTIALS or 'gcloud auth
 # application-default login'; STORAGE_EMULATOR_HOST for an emulator.
 #
-#   -m, --model BASENAME  the model's name (default: pilot-wip)
+#   -m, --model BASENAME  the model's name, or a path to one of its files as DonkeyCar
+#                         takes it (models/mypilot.h5) (default: the newest of
+#                         pilot-wip, pilot-wip-2, ... in the bucket)
 #   -d, --dest DIR        where the files go (default: ./models)
 #   -F, --format FORMAT   only h5, tflite or onnx, with the card and the frames
 #                         (default: every file the card names)
 #   -f, --force           replace local files that differ from the bucket's
+#   --accept-poor-model   check a model judged no better than a constant guess
 #   -h, --help            print this help
 set -euo pipefail
 # This file's real folder, through symlinks (readlink -f is missing on older macOS).

@@ -4,19 +4,21 @@
 #
 # Runs DonkeyCar's own makemovie (python -m trainer.movie) on the tub inside
 # ARCHIVE: each frame shows your steering (green) and the model's (blue),
-# and, unless -p, the salient map: the pixels that move the model's output
+# labelled "you" and "model" in its corner, and, unless -p, the salient map: the pixels that move the model's output
 # most, i.e. what it looks at. A model that watches the lane lines drives;
 # one that watches the wall or the sky has learned the wrong thing.
 # submit_cloud_makemovie.sh makes the same movie on a Vertex AI GPU.
 #
-#   -m, --model MODEL      the .h5 model (default: models/pilot-wip.h5)
-#   -a, --archive ARCHIVE  the tub archive (default: wip.tgz)
+#   -m, --model MODEL      the .h5 model: a path, or a name in models/ (default: the
+#                          newest of pilot-wip, pilot-wip-2, ... in models/)
+#   -a, --archive ARCHIVE  the tub archive (default: the newest of wip.tgz, wip-2.tgz, ...)
 #   -s, --start START      first record (default: 0)
 #   -e, --end END          record to stop before (default: the end of the tub)
 #   -p, --plain            plain: no salient map
 #   --type TYPE            the model's DonkeyCar type (default: the config's
 #                          DEFAULT_MODEL_TYPE)
-#   -o, --output OUT       the movie (default: MODEL's stem .mp4 here, e.g. pilot-wip.mp4)
+#   -o, --output OUT       the movie (default: MODEL's stem .mp4 here, e.g. pilot-wip.mp4,
+#                          or the next free pilot-wip-2.mp4, ... when it exists)
 #   -f, --force            replace OUT if it exists
 #   --trust-model-code     load a MODEL whose Lambda layers run Python code when it
 #                          loads (default: refuse it); only for models you trust

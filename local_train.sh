@@ -4,23 +4,41 @@
 #
 # Runs the very job a cloud run runs (python -m trainer.task): unpacks the
 # archive into a temporary car folder, trains with DonkeyCar's own training
-# code and the archive's config.py + myconfig.py, exports .tflite and .onnx,
+# code and the archive's config.py + myconfig.py (a tflite_ DEFAULT_MODEL_TYPE
+# trains its Keras type, as donkey train does), exports .tflite and .onnx,
 # checks all three formats agree on real frames, and writes into OUT:
 #   NAME.h5 NAME.tflite NAME.onnx   the model, three ways
 #   NAME.png NAME.pred.png          loss plot; predicted vs driven steering
-#   NAME.json                       the model card: data, config, versions,
-#                                   history, parity, evaluation
+#   NAME.frames.npz                 8 frames and the model's outputs, for the car's check
+#   NAME.json                       the model card: data, config, versions, history,
+#                                   parity, evaluation, the verdict
+# A model written into the car folder's models/ is listed in its
+# models/database.json, as donkey train does (donkey models shows it).
 #
-#   -a, --archive ARCHIVE    archive path or name (default: wip.tgz)
-#   -m, --model-name NAME    model name (default: pilot-STEM, STEM from the archive name)
+# The verdict: the model is judged on frames training never saw (the -E
+# archive's, else the last tenth of each tub, kept out of training) against
+# a constant guess, and the run ends with one line, e.g.
+#   steering error 0.090 on 412 unseen frames (...); a constant guess: 0.290 (3.2x better, ...)
+# A model not clearly better gets no drive line, and the car's check refuses
+# it unless --accept-poor-model (docs/training.md says how it is judged).
+#
+# With no flags it takes the newest archive (wip.tgz, wip-2.tgz, ... here,
+# else in the bucket) and names the model pilot-STEM; when that model exists
+# it moves on to the next free name (pilot-wip-2, ...) and says which. A name
+# you give with -m is never replaced without -f.
+#
+#   -a, --archive ARCHIVE    archive path or name (default: the newest of wip.tgz,
+#                            wip-2.tgz, ... here, else in the bucket)
+#   -m, --model-name NAME    model name (default: pilot-STEM, STEM from the archive name,
+#                            or the next free pilot-STEM-N)
 #   --type TYPE              DonkeyCar model type (default: the config's DEFAULT_MODEL_TYPE)
 #   -T, --transfer TRANSFER  start from this .h5 model's weights
 #   -o, --output OUT         where the model files go (default: ./models)
 #   -c, --set KEY=VALUE      a config value on top of myconfig.py, e.g. -c MAX_EPOCHS=20;
-#                            repeatable
-#   -E, --eval-archive ARCHIVE  evaluate on this archive (e.g. today's new laps), whose
-#                            frames the model never trains on (default: a stretch of
-#                            the training tubs, which the card says it mostly saw)
+#                            repeatable; KEY must be one the config has
+#   -E, --eval-archive ARCHIVE  judge the model on every frame of this archive (e.g.
+#                            today's new laps), and train on every record of -a
+#                            (default: the last tenth of each tub, held out of training)
 #   -f, --force              replace existing model files named NAME
 #   --trust-model-code       let -T load a model whose Lambda layers run Python code
 #                            when it loads (default: refuse it); only for models you trust

@@ -10,11 +10,14 @@
 # there (manifest.json, catalogs, images/); anything else in a tub folder
 # (keys, dotfiles, notes) is skipped with a warning naming it, and catalogs
 # naming images outside the tub's images/ are refused.
+# Run it again the next day with no flags: wip.tgz is kept and the new
+# archive is wip-2.tgz (it says so); local_train.sh then takes the newest.
 #
 #   -t, --tub TUB       a tub folder, or a folder of tubs (default: data); repeatable
-#   -a, --archive NAME  the archive to write, NAME.tgz (default: wip); a plain name:
+#   -a, --archive NAME  the archive to write, NAME.tgz (default: wip, or the next free
+#                       wip-2, wip-3, ... when wip.tgz is here); a plain name:
 #                       letters, digits, '.', '_', '-' (a folder may come before it)
-#   -f, --force         replace NAME.tgz if it exists
+#   -f, --force         replace NAME.tgz if it exists (without -a: the newest wip-N.tgz)
 #   -h, --help          print this help
 set -euo pipefail
 # This file's real folder, through symlinks (readlink -f is missing on older macOS).

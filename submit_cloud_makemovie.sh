@@ -12,15 +12,18 @@
 # to follow it; with -w it follows the job, then downloads the movie to OUT.
 # -S is Spot here: -s is START, as in local_makemovie.sh.
 #
-#   -m, --model MODEL         the .h5 model: path, name or gs:// URI (default: models/pilot-wip.h5)
-#   -a, --archive ARCHIVE     the tub archive: path, name or gs:// URI (default: wip.tgz)
+#   -m, --model MODEL         the .h5 model: path, name or gs:// URI (default: the newest
+#                             of pilot-wip, pilot-wip-2, ... in models/, else the bucket)
+#   -a, --archive ARCHIVE     the tub archive: path, name or gs:// URI (default: the newest
+#                             of wip.tgz, wip-2.tgz, ... here, else in the bucket)
 #   -s, --start START         first record (default: 0)
 #   -e, --end END             record to stop before (default: the end of the tub)
 #   -p, --plain               plain: no salient map
 #   --type TYPE               the model's DonkeyCar type (default: the config's
 #                             DEFAULT_MODEL_TYPE)
 #   -o, --output OUT          where -w puts the movie, and its name in movies/ (default:
-#                             MODEL's stem .mp4 here, e.g. pilot-wip.mp4); a gs:// URI
+#                             MODEL's stem .mp4 here, e.g. pilot-wip.mp4, or the next free
+#                             pilot-wip-2.mp4, ...); a gs:// URI
 #                             puts it there instead of movies/
 #   -d, --generation 5.3|5.4  DonkeyCar generation of the image (default: the one in
 #                             MODEL's card beside it, MODEL.json, else the DonkeyCar here)

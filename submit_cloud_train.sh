@@ -7,14 +7,16 @@
 # the image of the DonkeyCar generation your car runs (-d). A local
 # ARCHIVE is first uploaded to gs://$STEERING_BUCKET_NAME/training/ unless
 # the bucket already holds it; a bare name is looked up here, then there.
-# The model files (NAME.h5 .tflite .onnx .png .pred.png .json) go to OUT.
+# The model files (NAME.h5 .tflite .onnx .png .pred.png .frames.npz .json) go to OUT.
 # Without -w it prints the job's console URL and how to follow or cancel it.
 # With -w it prints the job's states and log lines until it ends, then
 # downloads the model files into ./models; a failed or cancelled job exits 1
 # with its error. Ctrl-C while waiting leaves the job running.
 #
-#   -a, --archive ARCHIVE     archive path, name or gs:// URI (default: wip.tgz)
-#   -m, --model-name NAME     model name (default: pilot-STEM, STEM from the archive name)
+#   -a, --archive ARCHIVE     archive path, name or gs:// URI (default: the newest of
+#                             wip.tgz, wip-2.tgz, ... here, else in the bucket)
+#   -m, --model-name NAME     model name (default: pilot-STEM, STEM from the archive name,
+#                             or the next free pilot-STEM-N in the bucket's models/)
 #   --type TYPE               DonkeyCar model type (default: the config's DEFAULT_MODEL_TYPE)
 #   -T, --transfer TRANSFER   start from this .h5 model's weights (path, name or gs:// URI)
 #   -o, --output OUT          gs:// folder for the model files (default:

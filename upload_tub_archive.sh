@@ -2,7 +2,8 @@
 # Summary: upload a tub archive to gs://$STEERING_BUCKET_NAME/training/
 # Usage: upload_tub_archive.sh [-a ARCHIVE] [-f]
 #
-# Puts ARCHIVE at gs://$STEERING_BUCKET_NAME/training/ARCHIVE, where
+# Puts ARCHIVE (default: the newest of wip.tgz, wip-2.tgz, ... here) at
+# gs://$STEERING_BUCKET_NAME/training/ARCHIVE, where
 # local_train.sh -a ARCHIVE and submit_cloud_train.sh find it. The bucket's
 # copy is checked against the archive's md5 and crc32c. An identical copy
 # already there is skipped; a different one is never replaced without -f,
@@ -19,7 +20,8 @@
 # credentials from GOOGLE_APPLICATION_CREDENTIALS or 'gcloud auth
 # application-default login'; STORAGE_EMULATOR_HOST for an emulator.
 #
-#   -a, --archive ARCHIVE  the archive to upload (default: wip.tgz)
+#   -a, --archive ARCHIVE  the archive to upload (default: the newest of wip.tgz,
+#                          wip-2.tgz, ... here)
 #   -f, --force            replace a different archive of the same name in the bucket
 #   -h, --help             print this help
 set -euo pipefail

@@ -6,8 +6,11 @@ On one car folder made by `donkey createcar`, holding the real tub
 ../shared/data/tubs/track-5015 in data/ (MAX_EPOCHS=2, early stopping off),
 alternately runs
   ./local_train.sh                     archive -> extract -> train -> h5/tflite/onnx
-                                       -> parity -> evaluation -> card
+                                       -> parity -> the verdict -> card
   donkey train --tub data --model ...  train -> h5 -> tflite
+Like with like: local_train.sh holds the last tenth of the tub out of
+training for its verdict, so `donkey train` gets a myconfig whose
+TRAIN_FILTER keeps out the same records: both train on the same 4,513.
 and reports each side's wall time and peak memory (/usr/bin/time: the
 largest resident set of the process), the ratios pair by pair and their
 median, and where the toolkit's extra seconds go (from the card's step
@@ -25,6 +28,7 @@ PAIRS in all). The median over every pair is printed too.
 import argparse
 import datetime
 import json
+import math
 import os
 import platform
 import shutil
@@ -34,9 +38,14 @@ import sys
 import tempfile
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+from trainer.job.verdict import HELD_FRACTION  # noqa: E402  (the toolkit's hold-out)
+
 TUB = os.path.join(ROOT, "..", "shared", "data", "tubs", "track-5015")
 PY = sys.executable
 PARALLELISM_MATCH = 0.15
+RECORDS = 5015
+DONKEY_MYCONFIG = "myconfig-donkey.py"
 
 
 def timed(cmd, cwd, env=None):
@@ -64,6 +73,13 @@ def make_car(work, epochs):
     shutil.copytree(TUB, os.path.join(car, "data"))
     for s in ("make_tub_archive.sh", "local_train.sh"):
         os.symlink(os.path.join(ROOT, s), os.path.join(car, s))
+    # donkey train's own myconfig: the records local_train.sh holds out, kept
+    # out of its training too (trainer/job/verdict.py: the last tenth).
+    held = math.ceil(RECORDS * HELD_FRACTION)
+    with open(os.path.join(car, "myconfig.py")) as f, \
+            open(os.path.join(car, DONKEY_MYCONFIG), "w") as out:
+        out.write(f.read() + f"\nTRAIN_FILTER = lambda r: r.underlying['_index'] < "
+                  f"{RECORDS - held}\n")
     return car
 
 
@@ -83,7 +99,7 @@ def main(argv=None):
     try:
         car = make_car(work, args.epochs)
         result = {"date": datetime.date.today().isoformat(), "machine": machine(),
-                  "tub": "track-5015", "records": 5015, "epochs": args.epochs}
+                  "tub": "track-5015", "records": RECORDS, "epochs": args.epochs}
         result["archive"] = bench_archive(car, env)
         result["pairs"] = bench_training(car, env, args.pairs)
     finally:
@@ -145,7 +161,8 @@ def bench_training(car, env, pairs):
                     row["steps"] = json.load(f)["seconds"]
             else:
                 row["donkey"] = timed([PY, "-m", "donkeycar.management.base", "train",
-                                       "--tub", "data", "--model", "models/x.h5"], car, env)
+                                       "--tub", "data", "--model", "models/x.h5",
+                                       "--myconfig", DONKEY_MYCONFIG], car, env)
         row["matched"] = matched(row)
         rows.append(row)
         print(f"pair {i + 1}: toolkit {row['toolkit'][0]:.1f} s {row['toolkit'][1]:.0f} MiB"

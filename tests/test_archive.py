@@ -84,11 +84,16 @@ def test_secrets_are_never_packed_and_the_user_is_told(car, synth_tub, run):
 
 def test_existing_archive_is_kept_without_f(car, synth_tub, run):
     (car / "wip.tgz").write_bytes(b"precious")
-    r = run("make_tub_archive.sh")
+    r = run("make_tub_archive.sh", "-a", "wip")           # the name given: refused
     assert r.returncode == 1
     assert "wip.tgz already exists: pass -f" in one_line_error(r)
     assert (car / "wip.tgz").read_bytes() == b"precious"
-    assert run("make_tub_archive.sh", "-f").returncode == 0
+    r = run("make_tub_archive.sh")                        # the default moves on
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.startswith("wip.tgz exists: writing wip-2.tgz")
+    assert (car / "wip.tgz").read_bytes() == b"precious"
+    assert "data/manifest.json" in members(car / "wip-2.tgz")
+    assert run("make_tub_archive.sh", "-f", "-a", "wip").returncode == 0
     assert "data/manifest.json" in members(car / "wip.tgz")
 
 
@@ -254,7 +259,8 @@ ROWS = [
         r"^make_tub_archive\.sh: warning: skipped data/sa\.json: it looks like a secret "
         r"\(key or \.env\) and is never packed; keep secrets out of tub folders$",
         warnings=3, changes=("wip.tgz",), then=secrets_skipped),
-    Row("make:archive-exists-without-f", precious_archive, ("make_tub_archive.sh",), 1,
+    Row("make:archive-exists-without-f", precious_archive,
+        ("make_tub_archive.sh", "-a", "wip"), 1,
         r"wip\.tgz already exists: pass -f to replace it, or -a NAME to write another$"),
     Row("make:myconfig-does-not-load", broken_myconfig, ("make_tub_archive.sh",), 1,
         r"config\.py or myconfig\.py fails to load \(SyntaxError: .+\); fix it and run "

@@ -49,10 +49,11 @@ def test_train_from_the_bucket_into_the_bucket(car, synth_tub, run, gcs):
     assert gcs.md5("training/wip.tgz") == md5                # the archive is untouched
     assert not list(car.glob("**/pilot-wip*")) and not (car / "wip.tgz").exists()
 
-    # Again without -f: refused before any training, the bucket's model kept.
+    # Again with its name and without -f: refused before any training, the
+    # bucket's model kept.
     before = {n: gcs.blob(n).generation for n in gcs.names("models/")}
-    r = run("local_train.sh", "-a", "wip.tgz", "-o", "gs://robocar-test/models",
-            env=gcs.env)
+    r = run("local_train.sh", "-a", "wip.tgz", "-m", "pilot-wip", "-o",
+            "gs://robocar-test/models", env=gcs.env)
     assert r.returncode == 1
     assert "already exists" in one_line_error(r)
     assert {n: gcs.blob(n).generation for n in gcs.names("models/")} == before

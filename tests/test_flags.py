@@ -17,6 +17,7 @@ PARSERS = {
     "deflate_tub_archive.sh": ("rt_python_cli deflate", lambda: cli.verbs()["deflate"]),
     "upload_tub_archive.sh": ("rt_python_cli upload", lambda: cli.verbs()["upload"]),
     "download_models.sh": ("rt_python_cli download", lambda: cli.verbs()["download"]),
+    "check_model.sh": ("rt_python_cli check", lambda: cli.verbs()["check"]),
     "local_train.sh": ("rt_python_module trainer.task", flags.train_parser),
     "submit_cloud_train.sh": ("rt_python_cli submit", lambda: cli.verbs()["submit"]),
     "local_makemovie.sh": ("rt_python_module trainer.movie", flags.movie_parser),
@@ -152,3 +153,12 @@ def test_scripts_find_their_home_through_links_without_readlink_f(tmp_path):
                        capture_output=True, text=True, timeout=60)
     assert r.returncode == 2
     assert r.stderr.splitlines()[0] == "local_train.sh: unknown flag --bogus"
+
+
+def test_the_help_and_the_docs_name_every_file_a_run_leaves():
+    """local_train.sh -h and docs/training.md list each file of bucket.OUTPUTS
+    (NAME.frames.npz was missing once)."""
+    from trainer.core.bucket import OUTPUTS
+    training = (HOME / "docs" / "training.md").read_text()
+    assert [s for s in OUTPUTS if f"NAME{s}" not in header("local_train.sh")] == []
+    assert [s for s in OUTPUTS if f"`NAME{s}`" not in training] == []

@@ -4,6 +4,7 @@ package beside it (no extras, no TensorFlow) the car archives too. Proved in
 a real virtual environment holding only that, against the GCS emulator."""
 import hashlib
 import json
+import re
 import subprocess
 import sys
 import venv
@@ -11,6 +12,9 @@ from pathlib import Path
 
 import pytest
 from helpers import ROOT, one_line_error, write_synth_tub
+from trained import NAME, trained_once
+
+from trainer.core.bucket import OUTPUTS
 
 # Each builds a venv and pip-installs into it: make e2e.
 pytestmark = pytest.mark.e2e
@@ -101,20 +105,30 @@ def test_a_training_script_names_what_the_light_install_lacks(light, car, run, g
         in line
 
 
+@pytest.fixture(scope="module")
+def pi(light):
+    """The light venv plus DonkeyCar without extras and ai-edge-litert: what a
+    Raspberry Pi runs DonkeyCar with, TensorFlow nowhere (DonkeyCar's
+    get_tflite_interpreter tries tflite-runtime, ai-edge-litert, then
+    TensorFlow)."""
+    python, lock = light
+    generation = "5.3" if sys.version_info[:2] == (3, 11) else "5.4"
+    pip(python, "install", "--quiet", *(["-c", str(lock)] if lock.exists() else []),
+        f"donkeycar=={generation}.*", "ai-edge-litert")
+    names = installed(python)
+    assert {"donkeycar", "ai-edge-litert"} <= names
+    assert not names & {h.replace("_", "-") for h in HEAVY}
+    return light
+
+
 def test_with_donkeycars_own_package_the_car_trains_in_the_cloud_by_itself(
-        light, car, run, gcs, vertex):
+        pi, car, run, gcs, vertex):
     """Done-when 1, and users who cannot rsync: DonkeyCar without extras (no
     TensorFlow), as on a car. make_tub_archive.sh packs with Python's own
     gzip (no ISA-L), and submit_cloud_train.sh -w uploads it, follows the job
     (the stand-in runs it) and brings the model into the car's models/."""
-    python, lock = light
-    generation = "5.3" if sys.version_info[:2] == (3, 11) else "5.4"
-    pip(python, "install", "--quiet", *(["-c", str(lock)] if lock.exists() else []),
-        f"donkeycar=={generation}.*")
-    names = installed(python)
-    assert "donkeycar" in names and not names & {h.replace("_", "-") for h in HEAVY}
     write_synth_tub(car / "data", records=60)
-    env = light_env(light, gcs)
+    env = light_env(pi, gcs)
     r = run("make_tub_archive.sh", env=env)
     assert r.returncode == 0, r.stderr[-2000:]
     assert "wrote wip.tgz" in r.stdout
@@ -125,3 +139,37 @@ def test_with_donkeycars_own_package_the_car_trains_in_the_cloud_by_itself(
     assert (car / "models" / "pilot-wip.tflite").stat().st_size > 0
     card = json.loads((car / "models" / "pilot-wip.json").read_text())
     assert card["records"]["live"] == 60
+
+
+TFLITE_ON_A_PI = re.compile(
+    r"^car check: the \.tflite \(ai_edge_litert\) agrees with the training job on 8 frames "
+    r"\(max difference (\S+)\); median ([\d.]+) ms a frame of the 50 ms a loop at "
+    r"DRIVE_LOOP_HZ=20$", re.M)
+
+
+def test_on_a_pi_the_check_runs_the_tflite_without_tensorflow(pi, car, run, gcs,
+                                                             tmp_path_factory, car_template):
+    """Issue 20: "will it drive?" runs on the car the user has. A trained
+    model's .tflite, downloaded (-F tflite) and checked again with
+    check_model.sh, both through DonkeyCar's own tflite pilot on
+    ai-edge-litert, agreeing with the training job and timed."""
+    out = trained_once(tmp_path_factory, car_template) / "out"
+    for suffix in OUTPUTS:
+        gcs.bucket.blob(f"models/{NAME}{suffix}").upload_from_filename(
+            str(out / f"{NAME}{suffix}"))
+    env = light_env(pi, gcs)
+    r = run("download_models.sh", "-F", "tflite", env=env)
+    assert r.returncode == 0, r.stderr
+    m = TFLITE_ON_A_PI.search(r.stdout)
+    assert m and float(m.group(1)) <= 1e-3, r.stdout
+    print(f"a Pi-like car, download: .tflite {m.group(2)} ms a frame, diff {m.group(1)}")
+    assert r.stdout.rstrip().endswith("drive it: python manage.py drive --model "
+                                      "models/pilot-wip.tflite --type tflite_linear")
+    assert "was not run" not in r.stdout                  # nothing was skipped
+    r = run("check_model.sh", env=env)
+    assert r.returncode == 0, r.stderr
+    m = TFLITE_ON_A_PI.search(r.stdout)
+    assert m, r.stdout
+    print(f"a Pi-like car, check_model.sh: .tflite {m.group(2)} ms a frame")
+    entries = json.loads((car / "models" / "database.json").read_text())
+    assert [e["Type"] for e in entries if e["Name"] == NAME] == ["tflite_linear"]

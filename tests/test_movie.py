@@ -34,6 +34,14 @@ def test_salient_and_plain_movies(movie_car, run):
     # The salient map recolours the frame; the plain one keeps the camera image.
     diff = np.abs(salient[10].astype(int) - plain[10].astype(int)).mean()
     assert diff > 2, diff
+    # Which bar is whose: a green swatch ("you") above a blue one ("model").
+    for frame in (salient[0], plain[30]):
+        green, blue = frame[6:12, 6:14].mean(axis=(0, 1)), frame[20:26, 6:14].mean(axis=(0, 1))
+        assert green[1] > 180 and green[0] < 90 and green[2] < 90, green
+        assert blue[2] > 180 and blue[0] < 90 and blue[1] < 90, blue
+    # In a log (not a terminal) the progress is a line at each tenth, no redraws.
+    progress = [ln for ln in (r.stdout + r.stderr).splitlines() if "%|" in ln]
+    assert "\r" not in r.stdout + r.stderr and 5 <= len(progress) <= 12, progress
     before = (movie_car / "plain.mp4").read_bytes()
     r = run("local_makemovie.sh", "-e", "10", "-p", "-o", "plain.mp4")
     assert r.returncode == 1 and "already exists: pass -f" in one_line_error(r)

@@ -66,7 +66,7 @@ def test_wait_trains_from_the_bucket_and_brings_the_models_home(car, synth_tub, 
     assert check(aiplatform, "GoogleCloudAiplatformV1CustomJob", vertex.jobs[jid],
                  response=True) == []
     assert body["jobSpec"]["workerPoolSpecs"][0]["containerSpec"]["args"] == [
-        "--archive", "gs://robocar-test/training/wip.tgz",
+        "--archive", "gs://robocar-test/training/wip.tgz", "--model-name", "pilot-wip",
         "--output", "gs://robocar-test/models"]
 
     in_bucket = gcs.names("models/")
@@ -172,7 +172,7 @@ def test_ctrl_c_while_waiting_leaves_the_job_running_and_says_how_to_cancel(
 def test_an_existing_model_is_refused_before_a_job_is_paid_for(car, run, vertex, gcs):
     (car / "wip.tgz").write_bytes(gzip.compress(b"an archive"))
     gcs.put("models/pilot-wip.h5", b"an older model")
-    r = run("submit_cloud_train.sh", env=vertex.env)
+    r = run("submit_cloud_train.sh", "-m", "pilot-wip", env=vertex.env)
     assert r.returncode == 1
     assert one_line_error(r) == (
         "submit_cloud_train.sh: gs://robocar-test/models/pilot-wip.h5 already exists: "

@@ -57,14 +57,17 @@ def test_wait_makes_the_movie_in_the_cloud_and_brings_it_home(car, synth_tub, ru
     assert fps == 20 and len(shown) == 59 and shown[0].shape == (240, 320, 3)
     assert gcs.names("models/") == []           # the bucket's models/ was not touched
 
-    # Again: the movie exists, in the bucket and then at home: refused before a job.
-    r = run("submit_cloud_makemovie.sh", "-e", "60", "-g", "none", "-w", env=vertex.env)
+    # Again, naming it: the movie exists, in the bucket and then at home:
+    # refused before a job (the default name would move on to pilot-wip-2.mp4).
+    r = run("submit_cloud_makemovie.sh", "-e", "60", "-g", "none", "-w", "-o",
+            "pilot-wip.mp4", env=vertex.env)
     assert r.returncode == 1
     assert one_line_error(r) == (
         f"submit_cloud_makemovie.sh: gs://robocar-test/{MOVIE} already exists: pass -f "
         "to replace it, or -o another name")
     gcs.bucket.blob(MOVIE).delete()
-    r = run("submit_cloud_makemovie.sh", "-e", "60", "-g", "none", "-w", env=vertex.env)
+    r = run("submit_cloud_makemovie.sh", "-e", "60", "-g", "none", "-w", "-o",
+            "pilot-wip.mp4", env=vertex.env)
     assert r.returncode == 1
     assert one_line_error(r) == (
         "submit_cloud_makemovie.sh: pilot-wip.mp4 already exists and -w would replace "

@@ -77,8 +77,8 @@ def test_real_tub_trains_from_the_archive_alone(trained_real):
 def test_card_records_where_the_model_came_from(trained_real):
     car, _ = trained_real
     card = json.loads((car / "models" / "pilot-wip.json").read_text())
-    assert card["records"]["live"] == 1000
-    assert card["records"]["train"] + card["records"]["validation"] == 1000
+    assert card["records"]["live"] == 1000 and card["records"]["held_out"] == 100
+    assert card["records"]["train"] + card["records"]["validation"] == 900
     assert card["tubs"][0]["records"] == 1000 and card["tubs"][0]["deleted"] == 0
     assert card["archives"][0]["sha256"] == sha256(car / "wip.tgz")
     assert card["archives"][0]["bytes"] == (car / "wip.tgz").stat().st_size
@@ -106,17 +106,18 @@ def test_card_records_where_the_model_came_from(trained_real):
             assert abs(ev[error] - h5[error]) <= ev["max_diff_from_h5"] + 1e-9, (fmt, ev)
 
 
-def test_the_cards_errors_are_the_models_own_and_beat_the_datas_spread(trained_real):
+def test_the_cards_errors_are_the_models_own_and_its_verdict_on_real_driving(trained_real):
     """The card's h5 errors are what the model does on the frames the card
-    says it was evaluated on (evaluation_frames), recomputed here with the
-    car's DonkeyCar; and they beat doing nothing useful: steering errs less
-    than the driven steering varies (its standard deviation: a pilot steering
-    the wrong way, or pinned to one side, does not), and throttle errs less
-    than a pilot that never drives (throttle 0)."""
+    says it was evaluated on (evaluation_frames: the held-out last tenth of
+    the tub, records 900-999), recomputed here with the car's DonkeyCar. On
+    this real driving, one epoch on 900 records learns little: measured,
+    its steering error was 0.95, 0.96 and 1.02 of a constant guess's (95%
+    intervals 0.94-0.96, 0.94-0.97, 1.02-1.03), so the verdict is "not
+    clearly better", and says so, with no drive line."""
     from donkeycar.config import load_config
     from donkeycar.utils import get_model_by_type, load_image
 
-    car, _ = trained_real
+    car, r = trained_real
     card = json.loads((car / "models" / "pilot-wip.json").read_text())
     cfg = load_config(str(car / "config.py"))
     pilot = get_model_by_type("linear", cfg)
@@ -125,6 +126,7 @@ def test_the_cards_errors_are_the_models_own_and_beat_the_datas_spread(trained_r
     records = [json.loads(ln) for ln in (tub / "catalog_0.catalog").read_text().splitlines()]
     where = card["evaluation_frames"]
     assert where["tub"] == "data" and where["frames"] == 100, where
+    assert where["records"] == [900, 999] and where["seen_in_training"] is False
     first, last = where["records"]
     sample = [r for r in records if first <= r["_index"] <= last]
     assert len(sample) == 100, where
@@ -135,8 +137,16 @@ def test_the_cards_errors_are_the_models_own_and_beat_the_datas_spread(trained_r
     ev = card["evaluation"]["h5"]
     assert ev["steering_mae"] == pytest.approx(steering, abs=1e-4)
     assert ev["throttle_mae"] == pytest.approx(throttle, abs=1e-4)
-    assert ev["steering_mae"] < driven[:, 0].std(), (ev, driven[:, 0].std())
-    assert ev["throttle_mae"] < np.abs(driven[:, 1]).mean(), (ev, driven[:, 1].mean())
+    verdict = card["verdict"]
+    assert verdict["frames"] == 100 and verdict["held_out"] == [
+        {"tub": "data", "count": 100, "records": [900, 999]}]
+    # the constant guess is the mean of the 900 training records, judged here
+    constant = np.mean([r["user/angle"] for r in records if r["_index"] < 900])
+    assert verdict["steering"]["constant_value"] == pytest.approx(constant, abs=1e-6)
+    assert verdict["steering"]["constant"] == pytest.approx(
+        np.abs(driven[:, 0] - constant).mean(), abs=1e-6)
+    assert verdict["better"] is False and 0.8 < verdict["steering"]["ratio"] < 1.1
+    assert "to drive it" not in r.stdout and "is not clearly better" in r.stderr
 
 
 def test_the_cars_donkeycar_loads_all_three_formats_and_they_agree(trained_real):
@@ -206,7 +216,8 @@ def test_unknown_model_type_lists_the_valid_ones(car, synth_tub, run):
     r = run("local_train.sh", "--type", "lineer")
     assert r.returncode == 1
     line = one_line_error(r)
-    assert "unknown model type lineer: use one of" in line
+    assert "--type lineer: DonkeyCar knows no such model type: did you mean linear? use " \
+        "one of " in line
     assert "linear" in line and "categorical" in line and "tflite_" not in line
     assert not (car / "models" / "pilot-wip.h5").exists()
 
@@ -231,7 +242,14 @@ def test_legacy_gcp_trainer_archive_trains(car, synth_tub, run, tmp_path):
 
 def test_missing_and_bad_archives(car, run, tmp_path):
     r = run("local_train.sh")
-    assert r.returncode == 1 and "wip.tgz not found" in one_line_error(r)
+    assert r.returncode == 1 and one_line_error(r) == (
+        "local_train.sh: no archive here (wip.tgz): make one with ./make_tub_archive.sh in "
+        "the car folder, or pass -a ARCHIVE")
+    r = run("local_train.sh", "-a", "wip.tgz")
+    assert r.returncode == 1 and one_line_error(r).startswith(
+        "local_train.sh: archive wip.tgz not found here, and STEERING_BUCKET_NAME is not "
+        "set to look in gs://BUCKET/training/: check the name, or make it with "
+        "./make_tub_archive.sh")
     (car / "wip.tgz").write_bytes(b"\x1f\x8b\x08\x00garbage")
     r = run("local_train.sh")
     assert r.returncode == 1 and "wip.tgz is" in one_line_error(r)
@@ -259,19 +277,19 @@ def train_extracting(ctx):
 ROWS = [
     *usage_rows("local_train.sh"),
     Row("train:archive-missing-outside-a-car-folder", elsewhere, ("local_train.sh",), 1,
-        r"archive wip\.tgz not found here, and STEERING_BUCKET_NAME is not set to look in "
-        r"gs://BUCKET/training/: check the name, or export "
-        r"STEERING_BUCKET_NAME=my-robocar-bucket$"),
+        r"no archive here \(wip\.tgz\): make one with \./make_tub_archive\.sh in the car "
+        r"folder, or pass -a ARCHIVE$"),
     *[Row(f"train:{kind}", bad_archive(kind), ("local_train.sh",), 1, ARCHIVE_SAYS[kind])
       for kind in BAD_ARCHIVES],
     # the extraction process is stopped too: nothing is left in $TMPDIR
     Row("train:ctrl-c-while-extracting", big_archive, ("local_train.sh", "-a", "big.tgz"),
         130, interrupted("local_train.sh"), interrupt=train_extracting),
-    Row("train:model-exists-without-f", trained_model_exists, ("local_train.sh",), 1,
+    Row("train:model-exists-without-f", trained_model_exists,
+        ("local_train.sh", "-m", "pilot-wip"), 1,
         r"\./models/pilot-wip\.h5 already exists: pass -f to replace the model, or -m "
         r"NAME to train another$"),
     Row("train:unknown-model-type", good_archive, ("local_train.sh", "--type", "nosuch"), 1,
-        r"unknown model type nosuch: use one of .*\blinear\b"),
+        r"--type nosuch: DonkeyCar knows no such model type: use one of .*\blinear\b"),
     Row("train:transfer-model-missing", good_archive,
         ("local_train.sh", "-T", "models/nothere.h5"), 1,
         r"transfer model models/nothere\.h5 not found: check the path$"),

@@ -67,3 +67,24 @@ def test_other_names_are_refused_in_one_line(bad):
     with pytest.raises(UserError) as e:
         plain_name(bad, "-m")
     assert "\n" not in str(e.value) and str(e.value).startswith("-m ")
+
+
+@pytest.mark.parametrize("epochs", [2, 5, 23])
+def test_the_loss_plot_counts_whole_epochs_and_its_legend_hides_no_curve(tmp_path, epochs):
+    import numpy as np
+
+    from trainer.job.plots import loss_plot
+    rng = np.random.default_rng(epochs)
+    history = {"loss": list(rng.uniform(0.1, 0.5, epochs)),
+               "val_loss": list(rng.uniform(0.1, 0.5, epochs))}
+    fig = loss_plot(history, "pilot-x", tmp_path / "pilot-x.png")
+    assert (tmp_path / "pilot-x.png").read_bytes()[:4] == b"\x89PNG"
+    ax = fig.axes[0]
+    shown = [t for t in ax.get_xticks() if ax.get_xlim()[0] <= t <= ax.get_xlim()[1]]
+    assert shown and all(float(t).is_integer() for t in shown), shown
+    fig.canvas.draw()
+    legend, axes = ax.get_legend().get_window_extent(), ax.get_window_extent()
+    assert legend.x0 >= axes.x1 - 1               # beside the axes, over no curve
+    assert legend.x1 <= fig.bbox.x1 + 1           # and inside the picture
+    assert [t.get_text() for t in ax.get_legend().get_texts()][:2] == [
+        "train loss", "validation loss"]

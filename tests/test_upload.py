@@ -172,8 +172,8 @@ ROWS = [
         rf"after {GCS_DEADLINE}s of retries: check the network and STORAGE_EMULATOR_HOST$",
         env={"STORAGE_EMULATOR_HOST": "{dead}"}),
     Row("upload:archive-missing", bucket, ("upload_tub_archive.sh",), 1,
-        r"archive wip\.tgz not found: make it with make_tub_archive\.sh, or pass "
-        r"-a ARCHIVE$"),
+        r"no archive here \(wip\.tgz\): make one with \./make_tub_archive\.sh in the car "
+        r"folder, or pass -a ARCHIVE$"),
     Row("upload:not-gzip", steps(bucket, bad_archive("not-gzip")),
         ("upload_tub_archive.sh",), 1,
         r"wip\.tgz is not a tub archive \(not gzip\): make one with make_tub_archive\.sh$"),

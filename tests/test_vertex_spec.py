@@ -136,6 +136,7 @@ def test_every_job_the_script_makes_is_a_valid_custom_job(car, run, idle_vertex,
         assert "would upload models/pilot-old.h5 to " + task.transfer in notes
     else:                                         # what local_train.sh passes, in gs://
         assert container["args"] == ["--archive", f"gs://{BUCKET}/training/wip.tgz",
+                                     "--model-name", "pilot-wip",
                                      "--output", f"gs://{BUCKET}/models"]
     assert "would upload wip.tgz to gs://" in notes
     assert idle_vertex.requests == []             # sent nothing

@@ -1,20 +1,29 @@
-"""Will it drive? The check download_models.sh runs on the car, after the
-files are verified against their card:
+"""Will it drive? The check check_model.sh runs on a model in the car's
+models/, however it arrived (download_models.sh runs it after a download;
+rsync, scp, a USB stick), from the car folder:
 
-    car.check(paths, "models")     # from the car folder (config.py), DonkeyCar here
+    check("pilot-wip", "models")       # DonkeyCar here, TensorFlow or not
 
-1. The card's config against the car's (config.py + myconfig.py, loaded
+1. The files against their card (NAME.json): each file the card names and
+   the folder holds must match its sha256 (a copy cut short is caught
+   here). A model the training job judged no better than a constant guess
+   (the card's verdict) is refused unless accept_poor.
+2. The card's config against the car's (config.py + myconfig.py, loaded
    DonkeyCar's way): a frame size or depth the model was not trained on
    makes it fail or drive blind, so that ends the command (exit 1, the files
-   kept); transformations, crop/ROI settings and the model type that differ
+   kept); transformations, crop/ROI settings and a model type that differ
    may matter, and are warnings.
-2. The frames the training job shipped (NAME.frames.npz: camera frames and
-   the job's own .h5 outputs for them) through the car's own DonkeyCar pilot,
-   in the format the car's DEFAULT_MODEL_TYPE asks for (.tflite for tflite_*
-   types, else .h5): the outputs must agree within 1e-3, and the median
-   latency a frame is shown against the DRIVE_LOOP_HZ budget.
-3. The model in the car's models/database.json through DonkeyCar's
-   PilotDatabase, so `donkey models` lists it; then the drive command.
+3. Each format here that the car can run, through the car's own DonkeyCar
+   pilot (core/pilots.py): .tflite with whatever TFLite runtime DonkeyCar
+   finds (a Raspberry Pi has no TensorFlow), .onnx with onnxruntime, .h5
+   with TensorFlow. A format whose runtime is missing is skipped with why.
+   The frames the training job shipped (NAME.frames.npz, with the job's own
+   outputs for them) must come out within 1e-3; the median latency a frame
+   is shown against the DRIVE_LOOP_HZ budget. Without a card or frames, a
+   blank frame of the config's size shows that the model loads and how fast.
+4. The model in the car's models/database.json (core/modeldb.py), so that
+   `donkey models` lists it; then the drive command, for the format the car
+   is set up for (DEFAULT_MODEL_TYPE) when it ran, else the fastest that did.
 
 Without DonkeyCar, or outside a car folder, it says why it was skipped.
 """
@@ -23,13 +32,13 @@ import json
 import os
 import time
 
-from trainer.core import console, donkey
-from trainer.core.bucket import CARD, FRAMES, H5, TFLITE
+from trainer.core import bucket, console, donkey, modeldb, modeltypes, pilots
 from trainer.core.config import load_car_config
 from trainer.core.errors import UserError
-from trainer.core.pilots import load_pilot, run_pilot
+from trainer.core.storage import sha256
 
 BOUND = 1e-3           # the same bound as the job's own parity check
+POOR_FLAG = "--accept-poor-model"
 # A mismatch here makes the model fail to load or see what it never saw.
 FATAL = ("IMAGE_W", "IMAGE_H", "IMAGE_DEPTH")
 # These change what the model sees: worth a warning when they differ.
@@ -42,8 +51,8 @@ ROI = {"CROP": ("ROI_CROP_TOP", "ROI_CROP_BOTTOM", "ROI_CROP_LEFT", "ROI_CROP_RI
 def skipped(car_dir="."):
     """Why the check cannot run here, or None."""
     if not os.path.isfile(os.path.join(car_dir, "config.py")):
-        return ("no config.py here: run download_models.sh from the car folder to "
-                "check that the model will drive")
+        return ("no config.py here: run it from the car folder to check that the model "
+                "will drive")
     try:
         donkey.quiet()
     except ImportError:
@@ -51,53 +60,122 @@ def skipped(car_dir="."):
     return None
 
 
-def check(paths, dest, fmt=None, say=print, warn=None, car_dir="."):
-    """Run the check on the downloaded PATHS (the card last) in DEST."""
+class Check:
+    """What one check found, and how it says it."""
+
+    def __init__(self, name, models, say, warn):
+        self.name, self.models, self.say, self.warn = name, models, say, warn
+        self.kept = f"the files stay in {models}"
+        self.card = None
+
+    def path(self, suffix):
+        return os.path.join(self.models, self.name + suffix)
+
+
+def check(name, models, fmt=None, accept_poor=False, say=print, warn=None, car_dir="."):
+    """Check model NAME in the folder MODELS against this car; returns
+    {format: result} of what ran, or None when the check was skipped."""
     warn = warn or (lambda m: say(f"warning: {m}"))
     reason = skipped(car_dir)
     if reason:
         say(f"car check skipped: {reason}")
         return None
-    card_path = paths[-1]
-    name = os.path.basename(card_path)[: -len(CARD)]
-    with open(card_path, encoding="utf-8") as f:
-        card = json.load(f)
+    c = Check(name, models, say, warn)
+    present = {f: s for f, s in bucket.FORMATS.items()
+               if os.path.isfile(c.path(s)) and (fmt is None or f == fmt)}
+    if not present:
+        there = ", ".join(sorted(n for n in os.listdir(models) if n.startswith(name + ".")))
+        raise UserError(f"no {f'.{fmt} ' if fmt else ''}model {name} in {models}"
+                        + (f" (only {there})" if there else "")
+                        + ": copy it there, or download it with download_models.sh")
+    c.card = read_card(c)
+    verify(c)
+    judge(c, accept_poor)
     cfg = load_car_config(car_dir)
-    kept = f"the files stay in {dest}"
-    trained = card.get("config") if isinstance(card.get("config"), dict) else {}
-    compare_config(name, trained, cfg, kept, warn)
+    trained = c.card.get("config") if c.card and isinstance(c.card.get("config"), dict) \
+        else {}
+    compare_config(c, trained, cfg)
+    model_type = model_type_of(c, cfg)
+    ran = {f: run_format(c, f, model_type, cfg) for f in present}
+    ran = {f: r for f, r in ran.items() if r}
+    for f, r in ran.items():
+        report(c, f, r, cfg)
+    chosen = drive_format(ran, cfg)
+    if chosen is None:
+        say(f"car check: nothing of {name} could run here, so it was not added to "
+            "DonkeyCar's model list")
+        return ran
+    lags(c, chosen, ran, cfg, model_type)
+    drive_type = modeltypes.drive_type(model_type, chosen)
+    register(c, drive_type, cfg)
+    model = os.path.relpath(c.path(bucket.FORMATS[chosen]), car_dir)
+    say(f"drive it: python manage.py drive --model {model} --type {drive_type}")
+    return ran
 
-    model_type = str(card.get("model_type") or "linear")
-    wanted = str(getattr(cfg, "DEFAULT_MODEL_TYPE", "linear"))
-    fmt = fmt or ("tflite" if wanted.startswith("tflite_") else "h5")
-    if fmt == "onnx":
-        say("car check: DonkeyCar has no ONNX pilot, so the frames check was skipped "
-            "(download -F tflite or -F h5 for the car)")
+
+def read_card(c):
+    """NAME.json as a dict, or None when the model came without it."""
+    path = c.path(bucket.CARD)
+    if not os.path.isfile(path):
+        c.say(f"car check: {c.name} came without its card ({c.name}{bucket.CARD}): its "
+              "files, verdict and frames cannot be checked; copy the card with the model")
         return None
-    drive_type = ("tflite_" if fmt == "tflite" else "") + model_type
-    if wanted.replace("tflite_", "") != model_type:
-        warn(f"the car's DEFAULT_MODEL_TYPE is {wanted} but {name} is a {model_type} "
-             f"model: drive it with --type {drive_type}, as below")
-    model = os.path.join(dest, name + (TFLITE if fmt == "tflite" else H5))
-    frames = os.path.join(dest, name + FRAMES)
-    result = None
-    if not os.path.isfile(frames):
-        say(f"car check: {name} came without {name}{FRAMES} (trained before the "
-            "toolkit shipped frames), so the frames check was skipped")
-    else:
-        result = run_frames(name, model, frames, drive_type, cfg, card, kept)
-        if result is None:
-            say("car check: TensorFlow is not installed here, so the frames check "
-                "was skipped")
-        else:
-            report_frames(result, cfg, say, warn)
-    register(name, drive_type, card, cfg, dest, say)
-    say(f"drive it: python manage.py drive --model {os.path.relpath(model, car_dir)} "
-        f"--type {drive_type}")
-    return result
+    try:
+        with open(path, encoding="utf-8") as f:
+            card = json.load(f)
+    except (OSError, ValueError, UnicodeDecodeError) as e:
+        raise UserError(f"{path} is not a model card ({type(e).__name__}): copy it "
+                        f"again; {c.kept}") from None
+    if not isinstance(card, dict):
+        raise UserError(f"{path} is not a model card: copy it again; {c.kept}")
+    return card
 
 
-def compare_config(name, trained, cfg, kept, warn):
+def verify(c):
+    """Each file the card names and the folder holds matches its sha256."""
+    files = (c.card or {}).get("files")
+    if not isinstance(files, dict):
+        return
+    for name, entry in sorted(files.items()):
+        path = os.path.join(c.models, str(name))
+        if not (isinstance(entry, dict) and os.path.isfile(path)
+                and str(name).startswith(c.name + ".")):
+            continue
+        if sha256(path) != entry.get("sha256"):
+            raise UserError(f"{path} differs from its card (sha256): it was cut short or "
+                            f"changed on the way; copy it again; {c.kept}")
+
+
+def judge(c, accept_poor):
+    """Refuse a model the training job judged no better than a constant guess."""
+    found = (c.card or {}).get("verdict")
+    if not isinstance(found, dict) or found.get("better") is not False:
+        return
+    steering = found.get("steering") if isinstance(found.get("steering"), dict) else {}
+    numbers = (f" (steering error {steering['model']:.3f} against {steering['constant']:.3f} "
+               "for a constant guess)") if all(
+        isinstance(steering.get(k), (int, float)) for k in ("model", "constant")) else ""
+    if not accept_poor:
+        raise UserError(f"{c.name} was judged no better than always steering straight on "
+                        f"frames it never trained on{numbers}: train it again (more laps, "
+                        f"more epochs), or pass {POOR_FLAG} to check it anyway; {c.kept}")
+    c.warn(f"{c.name} is not clearly better than a constant guess{numbers}; checked "
+           f"anyway ({POOR_FLAG})")
+
+
+def model_type_of(c, cfg):
+    """The card's model type (what trained), else the car's, without a prefix."""
+    wanted = str(getattr(cfg, "DEFAULT_MODEL_TYPE", "linear"))
+    model_type = (c.card or {}).get("model_type")
+    if not isinstance(model_type, str) or not model_type:
+        return modeltypes.base(wanted)
+    if modeltypes.base(wanted) != model_type:
+        c.warn(f"the car's DEFAULT_MODEL_TYPE is {wanted} but {c.name} is a {model_type} "
+               "model: drive it with the --type below")
+    return model_type
+
+
+def compare_config(c, trained, cfg):
     """One UserError for a frame size or depth the model was not trained on;
     a warning for each difference that may matter."""
     bad = [k for k in FATAL if k in trained and trained[k] != getattr(cfg, k, None)]
@@ -105,15 +183,15 @@ def compare_config(name, trained, cfg, kept, warn):
         keys = "/".join(bad)
         then = ", ".join(f"{k}={trained[k]!r}" for k in bad)
         now = ", ".join(f"{k}={getattr(cfg, k, None)!r}" for k in bad)
-        raise UserError(f"{name} will not drive this car: {keys} differ (the model was "
+        raise UserError(f"{c.name} will not drive this car: {keys} differ (the model was "
                         f"trained with {then}, the car's config has {now}): set "
                         f"{then} in myconfig.py, or train on tubs recorded with the "
-                        f"car's settings; {kept}")
+                        f"car's settings; {c.kept}")
     for key in TRANSFORMS:
         if key in trained and _norm(trained[key]) != _norm(getattr(cfg, key, None)):
-            warn(f"{key} differs: the model was trained with {trained[key]!r}, the car "
-                 f"has {getattr(cfg, key, None)!r}; it will see other images than it "
-                 "learned on: set the same in myconfig.py, or train again")
+            c.warn(f"{key} differs: the model was trained with {trained[key]!r}, the car "
+                   f"has {getattr(cfg, key, None)!r}; it will see other images than it "
+                   "learned on: set the same in myconfig.py, or train again")
     used = {str(t).upper() for key in TRANSFORMS
             for t in (_norm(trained.get(key)) or []) + (_norm(getattr(cfg, key, None))
                                                         or [])}
@@ -122,7 +200,7 @@ def compare_config(name, trained, cfg, kept, warn):
             continue
         diff = [k for k in keys if k in trained and trained[k] != getattr(cfg, k, None)]
         if diff:
-            warn(f"{transform} settings differ: " + ", ".join(
+            c.warn(f"{transform} settings differ: " + ", ".join(
                 f"{k}={getattr(cfg, k, None)!r} (trained with {trained[k]!r})"
                 for k in diff) + ": set the trained values in myconfig.py, or "
                 "train again")
@@ -134,95 +212,119 @@ def _norm(value):
     return list(value) if isinstance(value, (list, tuple)) else value
 
 
-def run_frames(name, model, frames, drive_type, cfg, card, kept):
-    """The shipped frames through the car's pilot: {"max_diff", "latency_ms",
-    "frames"}; None when TensorFlow is missing here."""
+def frames_of(c, cfg):
+    """(images, expected outputs or None): the card's shipped frames, else one
+    blank frame of the config's size (a load and latency check only)."""
     import numpy as np
-    try:
-        donkey.import_tensorflow()
-    except ImportError:
+    path = c.path(bucket.FRAMES)
+    if os.path.isfile(path):
+        try:
+            with np.load(path, allow_pickle=False) as data:    # not trusted: no pickles
+                return data["images"], data["outputs"]
+        except (OSError, ValueError, KeyError) as e:
+            raise UserError(f"{path} is not a frames file ({type(e).__name__}): copy it "
+                            f"again; {c.kept}") from None
+    c.say(f"car check: no {c.name}{bucket.FRAMES}, so the outputs were not compared with "
+          "the training job's: only that it loads, on a blank frame")
+    shape = (cfg.IMAGE_H, cfg.IMAGE_W, cfg.IMAGE_DEPTH)
+    return np.zeros((3, *shape), dtype=np.uint8), None
+
+
+def run_format(c, fmt, model_type, cfg):
+    """{"latency_ms", "frames", "max_diff" or None, "runtime"} of the FMT
+    file through the car's pilot; None when this car cannot run FMT."""
+    missing = pilots.runtime_missing(fmt)
+    if missing:
+        c.say(f"car check: the .{fmt} was not run: {missing}")
         return None
-    try:
-        with np.load(frames, allow_pickle=False) as data:    # not trusted: no pickles
-            images, expected = data["images"], data["outputs"]
-    except (OSError, ValueError, KeyError) as e:
-        raise UserError(f"{frames} is not a frames file ({type(e).__name__}): "
-                        f"download the model again; {kept}") from None
+    import numpy as np
+    images, expected = frames_of(c, cfg)
+    path = c.path(bucket.FORMATS[fmt])
     with console.filtered():        # TFLite's XNNPACK notice and the like, from C++
-        return _run_pilot(model, images, expected, drive_type, cfg, card, kept)
+        try:
+            pilot = pilots.load_pilot(fmt, model_type, cfg, path)
+            pilots.run_pilot(pilot, images[:1])                   # warm-up
+            got, latency = pilots.run_pilot(pilot, images)
+        except Exception as e:   # DonkeyCar or the runtime refusing the model, in its words
+            trained = ((c.card or {}).get("versions") or {}).get("donkeycar_generation", "?")
+            raise UserError(f"the car's DonkeyCar {donkey.generation()} cannot run {path} "
+                            f"as a {model_type} model ({type(e).__name__}: "
+                            f"{' '.join(str(e).split())[:160]}); it was trained with "
+                            f"DonkeyCar {trained}: train it for DonkeyCar "
+                            f"{donkey.generation()}; {c.kept}") from None
+    diff = None
+    if expected is not None:
+        diff = float(np.abs(got - np.asarray(expected)[:, :2]).max())
+        if not diff <= BOUND:
+            raise UserError(f"on the {len(images)} frames shipped with it, {path} gives "
+                            f"other outputs here than in training (by {diff:.2g} > "
+                            f"{BOUND:g}): do not drive it; check that DonkeyCar "
+                            f"{donkey.generation()} here matches the card's; {c.kept}")
+    return {"latency_ms": latency * 1000, "frames": len(images), "max_diff": diff,
+            "runtime": pilots.runtime_name(fmt, pilot)}
 
 
-def _run_pilot(model, images, expected, drive_type, cfg, card, kept):
-    import numpy as np
-    fmt = "tflite" if drive_type.startswith("tflite_") else "h5"
-    try:
-        pilot = load_pilot(fmt, drive_type.replace("tflite_", ""), cfg, model)
-        run_pilot(pilot, images[:1])                          # warm-up
-        got, latency = run_pilot(pilot, images)
-    except Exception as e:   # DonkeyCar/TensorFlow refusing the model, in its words
-        trained = (card.get("versions") or {}).get("donkeycar_generation", "?")
-        raise UserError(f"the car's DonkeyCar {donkey.generation()} cannot run "
-                        f"{model} as {drive_type} ({type(e).__name__}: "
-                        f"{' '.join(str(e).split())[:160]}); it was trained with "
-                        f"DonkeyCar {trained}: train it for DonkeyCar "
-                        f"{donkey.generation()}; {kept}") from None
-    diff = float(np.abs(got - np.asarray(expected)[:, :2]).max())
-    if not diff <= BOUND:
-        raise UserError(f"on the {len(images)} frames shipped with it, {model} gives "
-                        f"other outputs here than in training (by {diff:.2g} > "
-                        f"{BOUND:g}): do not drive it; check that DonkeyCar "
-                        f"{donkey.generation()} here matches the card's; {kept}")
-    return {"max_diff": diff, "latency_ms": latency * 1000, "frames": len(images)}
-
-
-def report_frames(result, cfg, say, warn):
+def _budget(cfg):
     hz = getattr(cfg, "DRIVE_LOOP_HZ", 20) or 20
-    budget = 1000.0 / hz
-    say(f"car check: the car's pilot agrees with the training job on "
-        f"{result['frames']} frames (max difference {result['max_diff']:.1e}); median "
-        f"{result['latency_ms']:.1f} ms a frame of the {budget:.0f} ms a loop at "
-        f"DRIVE_LOOP_HZ={hz}")
-    if result["latency_ms"] > budget:
-        warn(f"the model takes {result['latency_ms']:.0f} ms a frame here, more than "
-             f"the {budget:.0f} ms a loop of DRIVE_LOOP_HZ={hz}: the car will lag; "
-             "use the .tflite (-F tflite, DEFAULT_MODEL_TYPE = 'tflite_...'), or lower "
-             "DRIVE_LOOP_HZ")
+    return hz, 1000.0 / hz
 
 
-def register(name, drive_type, card, cfg, dest, say):
-    """NAME in the car's models/database.json (DonkeyCar's PilotDatabase), so
-    that `donkey models` lists it; only when DEST is the car's MODELS_PATH."""
+def report(c, fmt, result, cfg):
+    hz, budget = _budget(cfg)
+    agrees = (f"agrees with the training job on {result['frames']} frames (max "
+              f"difference {result['max_diff']:.1e})" if result["max_diff"] is not None
+              else "loads")
+    c.say(f"car check: the .{fmt} ({result['runtime']}) {agrees}; median "
+          f"{result['latency_ms']:.1f} ms a frame of the {budget:.0f} ms a loop at "
+          f"DRIVE_LOOP_HZ={hz}")
+
+
+def lags(c, chosen, ran, cfg, model_type):
+    """A warning when the format the car will drive takes longer than a loop."""
+    hz, budget = _budget(cfg)
+    took = ran[chosen]["latency_ms"]
+    if took <= budget:
+        return
+    fast = [f for f in ("tflite",) if f in ran and ran[f]["latency_ms"] <= budget]
+    fix = (f"the .tflite takes {ran['tflite']['latency_ms']:.1f} ms: drive it "
+           f"(DEFAULT_MODEL_TYPE = '{modeltypes.drive_type(model_type, 'tflite')}' in "
+           "myconfig.py)" if fast else "lower DRIVE_LOOP_HZ")
+    c.warn(f"the .{chosen} takes {took:.0f} ms a frame here, more than the {budget:.0f} ms "
+           f"a loop of DRIVE_LOOP_HZ={hz}: the car will lag; {fix}")
+
+
+def drive_format(ran, cfg):
+    """The format the car is set up for when it ran (tflite_ types take the
+    .tflite, others the .h5), else the fastest that ran; .onnx is no
+    DonkeyCar format (manage.py drive cannot load it)."""
+    wanted = "tflite" if str(getattr(cfg, "DEFAULT_MODEL_TYPE", "")).startswith(
+        "tflite_") else "h5"
+    if wanted in ran:
+        return wanted
+    drivable = {f: r for f, r in ran.items() if f != "onnx"}
+    return min(drivable, key=lambda f: drivable[f]["latency_ms"]) if drivable else None
+
+
+def register(c, drive_type, cfg):
+    """NAME in the car's models/database.json, so that `donkey models` lists
+    it; only when MODELS is the car's MODELS_PATH."""
     models = getattr(cfg, "MODELS_PATH", None)
-    if not models or not os.path.isdir(models) or not os.path.samefile(models, dest):
-        say(f"car check: {dest} is not the car's MODELS_PATH ({models}), so "
-            f"{name} was not added to DonkeyCar's model list")
+    if not models or not os.path.isdir(models) or not os.path.samefile(models, c.models):
+        c.say(f"car check: {c.models} is not the car's MODELS_PATH ({models}), so "
+              f"{c.name} was not added to DonkeyCar's model list")
         return None
-    from donkeycar.pipeline.database import PilotDatabase
-    path = os.path.join(models, "database.json")
-    if not os.path.exists(path):
-        with open(path, "w") as f:          # else DonkeyCar warns that there is none
-            f.write("[]")
-    db = PilotDatabase(cfg)
-    db.entries = [e for e in db.entries if e.get("Name") != name]
-    numbers = [e.get("Number") for e in db.entries if isinstance(e.get("Number"), int)]
-    best = card.get("best_val_loss")
-    entry = {
-        "Number": max(numbers) + 1 if numbers else 0,
-        "Name": name,
+    card = c.card or {}
+    entry = modeldb.register(cfg, {
+        "Name": c.name,
         "Type": drive_type,
         "Tubs": ",".join(str(t.get("path", "")) for t in card.get("tubs") or []
                          if isinstance(t, dict)),
         "Time": _epoch(card.get("created_at")),
-        "Val loss": best,
+        "Val loss": card.get("best_val_loss"),
         "Transfer": card.get("transfer"),
-        "Comment": f"robocar-trainer, downloaded {datetime.date.today()}",
-    }
-    db.add_entry(entry)
-    db.write()
-    if not any(e.get("Name") == name for e in PilotDatabase(cfg).entries):
-        raise UserError(f"could not add {name} to {path}: check that the file is "
-                        "writable; the model files were kept")
-    say(f"car check: {name} added to {path} (donkey models lists it)")
+        "Comment": f"robocar-trainer, checked on this car {datetime.date.today()}",
+    })
+    c.say(f"car check: {c.name} added to {modeldb.path_of(cfg)} (donkey models lists it)")
     return entry
 
 

@@ -16,12 +16,13 @@ stderr, and ends an expected failure with one line `SCRIPT: what went
 wrong, and what to do` and exit 1 (trainer/errors.py).
 """
 import argparse
+import os
 import sys
 
 from trainer.car import check as car_check
 from trainer.client import image, jobs, submit
-from trainer.core import bucket, donkey, flags, gcs, generations, settings
-from trainer.core.errors import ArgumentParser, run_main, warn
+from trainer.core import bucket, donkey, flags, gcs, generations, names, settings
+from trainer.core.errors import ArgumentParser, UserError, run_main, warn
 from trainer.core.storage import Storage
 
 
@@ -30,30 +31,75 @@ def cmd_archive(args):
     # Tubs and archives need DonkeyCar and its packages (numpy, Pillow), which
     # a car has and the light install alone (download, submit) does not.
     from trainer.core import archive
-    archive.build_archive(".", args.tub, args.archive, force=args.force, warn=warn)
+    name = args.archive or daily_archive_name(args.force)
+    archive.build_archive(".", args.tub, name, force=args.force, warn=warn)
+
+
+def daily_archive_name(force):
+    """wip, or the next of wip-2, wip-3, ... when wip.tgz is here (with -f:
+    the newest, replaced)."""
+    here = bucket.names_in(None, ".", bucket.ARCHIVE.suffix)
+    if force:
+        return names.newest(names.ARCHIVE_STEM, here) or names.ARCHIVE_STEM
+    name = names.next_free(names.ARCHIVE_STEM, here)
+    if name != names.ARCHIVE_STEM:
+        print(f"{names.ARCHIVE_STEM}{bucket.ARCHIVE.suffix} exists: writing "
+              f"{name}{bucket.ARCHIVE.suffix} (-a NAME to choose, -f to replace "
+              f"{names.newest(names.ARCHIVE_STEM, here)}{bucket.ARCHIVE.suffix})")
+    return name
 
 
 def cmd_deflate(args):
     donkey.quiet()
-    from trainer.core import archive  # DonkeyCar's packages: see cmd_archive
+    from trainer.core import archive        # DonkeyCar's packages: see cmd_archive
     archive.restore(args.archive, args.dest, force=args.force)
 
 
 def cmd_upload(args):
     bucket_name = settings.bucket()
-    bucket.upload_archive(Storage(gcs.connect()), args.archive, bucket_name,
-                          force=args.force)
+    storage = Storage(gcs.connect())
+    given = args.archive or bucket.newest_archive(storage, bucket_too=False)
+    bucket.upload_archive(storage, given, bucket_name, force=args.force)
 
 
 def cmd_download(args):
+    fmt = bucket.check_format(args.format)       # cheap checks first
+    name = bucket.model_name_of(args.model) if args.model else None
     bucket_name = settings.bucket()
-    paths = bucket.download_models(Storage(gcs.connect()), bucket_name, args.model,
-                                   args.dest, force=args.force, fmt=args.format)
+    storage = Storage(gcs.connect())
+    if name is None:         # the newest with any file there: a set without its card says so
+        name = bucket.newest_model(storage, models=bucket.folder(bucket_name, bucket.MODELS),
+                                   suffix=None, bucket_too=False)[0] or names.MODEL_STEM
+    paths = bucket.download_models(storage, bucket_name, name, args.dest,
+                                   force=args.force, fmt=fmt)
     cards = [p for p in paths if p.endswith(bucket.CARD)]
     message = generations.mismatch(cards[0]) if cards else None
     if message:            # the model may not load here: say so, but it is downloaded
         warn(message)
-    car_check.check(paths, args.dest, fmt=args.format, warn=warn)   # will it drive?
+    car_check.check(name, args.dest, fmt=fmt, accept_poor=args.accept_poor_model,
+                    warn=warn)                             # will it drive?
+
+
+def cmd_check(args):
+    fmt = bucket.check_format(args.format)
+    if args.model and os.path.dirname(args.model):       # -m models/pilot.tflite
+        models = os.path.dirname(args.model)
+        name = bucket.model_name_of(args.model)
+    elif args.model:
+        models, name = bucket.LOCAL_MODELS, bucket.model_name_of(args.model)
+    else:
+        models = bucket.LOCAL_MODELS
+        name, _ = bucket.newest_model(Storage(), models=models, suffix=None,
+                                      bucket_too=False)
+        if name is None:
+            raise bucket.no_model(models)
+    if not os.path.isdir(models):
+        raise UserError(f"no folder {models} here: run check_model.sh in the car folder, "
+                        "or pass -m PATH/NAME")
+    reason = car_check.skipped()
+    if reason:
+        raise UserError(f"cannot check a model here: {reason}")
+    car_check.check(name, models, fmt=fmt, accept_poor=args.accept_poor_model, warn=warn)
 
 
 def cmd_submit(args):
@@ -95,24 +141,35 @@ def _build():
 
     p = verb("archive", cmd_archive, help="pack tubs and configs (make_tub_archive.sh)")
     p.add_argument("-t", "--tub", action="append", help="tub folder (default: data)")
-    p.add_argument("-a", "--archive", default="wip", help="archive name (default: wip)")
+    p.add_argument("-a", "--archive", help="archive name (default: wip, then wip-2, ...)")
     p.add_argument("-f", "--force", action="store_true", help="replace NAME.tgz")
     p = verb("deflate", cmd_deflate, help="safe extract (deflate_tub_archive.sh)")
     p.add_argument("-a", "--archive", default="wip.tgz", help="default: wip.tgz")
     p.add_argument("-d", "--dest", default=".", help="default: .")
     p.add_argument("-f", "--force", action="store_true", help="replace tubs and configs")
     p = verb("upload", cmd_upload, help="archive to the bucket (upload_tub_archive.sh)")
-    p.add_argument("-a", "--archive", default="wip.tgz", help="default: wip.tgz")
+    p.add_argument("-a", "--archive", help="default: the newest of wip.tgz, wip-2.tgz, ...")
     p.add_argument("-f", "--force", action="store_true", help="replace a differing object")
     p = verb("download", cmd_download, help="models from the bucket (download_models.sh)")
-    p.add_argument("-m", "--model", default="pilot-wip", help="base name (default: pilot-wip)")
+    p.add_argument("-m", "--model", help="name or path (default: the newest of pilot-wip, "
+                   "pilot-wip-2, ...)")
     p.add_argument("-d", "--dest", default=bucket.LOCAL_MODELS,
                    help=f"default: {bucket.LOCAL_MODELS}")
     p.add_argument("-f", "--force", action="store_true", help="replace differing local files")
     p.add_argument("-F", "--format", help="h5, tflite or onnx only, with the card and "
                    "the frames (default: every file the card names)")
+    p.add_argument(car_check.POOR_FLAG, action="store_true",
+                   help="check a model judged no better than a constant guess")
+    p = verb("check", cmd_check, help="will it drive? (check_model.sh)")
+    p.add_argument("-m", "--model", help="name or path (default: the newest of pilot-wip, "
+                   "pilot-wip-2, ... in models/)")
+    p.add_argument("-F", "--format", help="h5, tflite or onnx only (default: every one "
+                   "here)")
+    p.add_argument(car_check.POOR_FLAG, action="store_true",
+                   help="check a model judged no better than a constant guess")
     p = verb("submit", cmd_submit, [flags.train_parser(add_help=False)],
              help="train on Vertex AI (submit_cloud_train.sh)")
+    p.hints = flags.train_parser().hints
     cloud_flags(p, "then download the models")
     p = verb("submit-movie", cmd_submit_movie, [flags.movie_parser(add_help=False)],
              help="a movie on Vertex AI (submit_cloud_makemovie.sh)")

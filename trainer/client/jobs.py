@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from trainer.core import bucket, flags, generations
 from trainer.core.errors import UserError
 from trainer.core.names import plain_name
-from trainer.core.storage import human, parse_uri
+from trainer.core.storage import human, join, parse_uri
 from trainer.job import tracking
 
 
@@ -64,10 +64,9 @@ class Train:
         return None                      # this machine's DonkeyCar
 
     def prepare(self, bucket_name):
-        """Check the flags that need no I/O; fix the output and the name."""
+        """Check the flags that need no I/O; fix the output."""
         args = flags.settle_train(self.args)
-        self.name = flags.model_name(args)     # a plain name, checked before staging
-        if len(args.archive) > 1:
+        if len(args.archive or []) > 1:
             raise UserError("a cloud job trains on one archive: pack the tubs into one "
                             "with make_tub_archive.sh -t TUB -t TUB")
         self.output = (args.output or bucket.folder(bucket_name, bucket.MODELS)).rstrip("/")
@@ -77,6 +76,19 @@ class Train:
                             f"give {models}, or leave -o out")
         self.bucket = bucket_name
         tracking.job_env(None)      # refuses W&B without a key secret, before any I/O
+
+    def decide(self, storage, say, dry=False):
+        """The defaults that need the files: the newest archive, and the model's
+        name, moved on past those in the output (and ./models with -w); a dry
+        run (DRY) lists nothing and shows the first name."""
+        args = self.args
+        args.archive = args.archive or [bucket.newest_archive(storage, say)]
+        self.name = flags.model_name(args, (), say)      # a plain name, before any I/O
+        if not (args.model_name or dry):
+            taken = bucket.model_names_in(storage, self.output)
+            if args.wait:
+                taken |= bucket.model_names_in(storage, bucket.LOCAL_MODELS)
+            self.name = flags.model_name(args, taken, say)  # the job is told it
 
     def container_env(self, project):
         """The job's environment: W&B settings of PROJECT, never the API key."""
@@ -88,7 +100,8 @@ class Train:
                 "eval_archive": self.args.eval_archive}
 
     def argv(self, inputs):
-        replaced = {"output": self.output, "archive": [inputs["archive"]]}
+        replaced = {"output": self.output, "archive": [inputs["archive"]],
+                    "model_name": self.name}
         for each in ("transfer", "eval_archive"):
             if inputs.get(each):
                 replaced[each] = inputs[each]
@@ -151,16 +164,41 @@ class Movie:
     def prepare(self, bucket_name):
         args = self.args
         self.start, self.end = flags.record_range(args.start, args.end)
-        out = args.output or flags.default_output(args.model)
+        self.bucket = bucket_name
+        if args.output:
+            self._where(args.output)             # -o checked before any I/O
+
+    def _where(self, out):
+        """Where the movie OUT goes: in the bucket (remote) and home."""
         if out.endswith("/") or os.path.basename(out) in ("", ".", ".."):
             raise UserError(f"-o {out} names no file: give e.g. -o pilot-wip.mp4")
         if parse_uri(out).scheme == "gs":       # -o gs://...: there, and home by name
             self.remote, self.home = out, parse_uri(out).name
         else:
-            self.remote = f"{bucket.folder(bucket_name, bucket.MOVIES)}/{os.path.basename(out)}"
+            self.remote = f"{bucket.folder(self.bucket, bucket.MOVIES)}/{os.path.basename(out)}"
             self.home = out
         plain_name(parse_uri(self.remote).name, "-o", "pilot-wip.mp4")   # movies/NAME
         self.name = "movie-" + os.path.splitext(parse_uri(self.remote).name)[0]
+
+    def decide(self, storage, say, dry=False):
+        """The defaults that need the files: the newest model and archive, the
+        movie's name (moved on past the movies in the bucket, and here with -w;
+        a dry run (DRY) lists nothing there)."""
+        args = self.args
+        if args.model is None:
+            name, where = bucket.newest_model(storage, say, suffix=bucket.H5,
+                                              bucket_too=not dry)
+            if name is None:
+                raise bucket.no_model(bucket.LOCAL_MODELS)
+            args.model = join(where, name + bucket.H5)
+        args.archive = args.archive or bucket.newest_archive(storage, say)
+        taken = set()
+        if not args.output and not dry:
+            taken = bucket.names_in(storage, bucket.folder(self.bucket, bucket.MOVIES),
+                                    flags.MOVIE)
+            if args.wait:
+                taken |= bucket.names_in(storage, ".", flags.MOVIE)
+        self._where(args.output or flags.default_output(args.model, args.force, taken, say))
 
     def given(self):
         return {"archive": self.args.archive, "model": self.args.model}

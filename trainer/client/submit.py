@@ -52,21 +52,23 @@ def submit(args, job=None, say=None, note=None):
     settings.require_all("REGION", "TRAINER_IMAGE", "STEERING_BUCKET_NAME")
     region = settings.region()
     image = settings.trainer_image(", the image ./build_image.sh pushes")
-    generation = generations.wanted(args.generation or job.default_generation())
-    image = generations.image_for(image, generation)
+    if args.generation:
+        generations.check(args.generation)
     bucket_name = settings.bucket()
+    bucket.job_dir(bucket_name)          # JOB_DIR, checked before any I/O
     job.prepare(bucket_name)
     machine = vertex.check_machine(args.machine or vertex.MACHINE)
     accelerator = vertex.pick_accelerator(machine, args.accelerator)
-    display = vertex.display_name(job.name)
-    plan = Plan(region=region, image=image, generation=generation, bucket=bucket_name,
-                machine=machine, accelerator=accelerator, display=display,
-                staging=f"{bucket.job_dir(bucket_name)}/{display}/")
     storage = Storage(connect=gcs.connect)
     if args.dry_run:
-        return dry_run(job, plan, storage, say, note)
+        job.decide(storage, note, dry=True)
+        return dry_run(job, make_plan(job, args, region, image, machine, accelerator),
+                       storage, say, note)
 
     creds, project = cloud.credentials_and_project()     # before anything is sent
+    job.decide(storage, note)            # the defaults that need the files
+    plan = make_plan(job, args, region, image, machine, accelerator)
+    display = plan.display
     jobs = vertex.Jobs(cloud.api("aiplatform", "v1", cloud.aiplatform_endpoint(region),
                                  creds), project, region)
     job.refuse_overwrites(storage)
@@ -96,6 +98,17 @@ def submit(args, job=None, say=None, note=None):
     finish(ended, tail, say)
     job.bring_home(storage, say)
     return 0
+
+
+def make_plan(job, args, region, image, machine, accelerator):
+    """Where and how JOB runs, once its defaults are decided (job.decide)."""
+    generation = generations.wanted(args.generation or job.default_generation())
+    display = vertex.display_name(job.name)
+    bucket_name = settings.bucket()
+    return Plan(region=region, image=generations.image_for(image, generation),
+                generation=generation, bucket=bucket_name, machine=machine,
+                accelerator=accelerator, display=display,
+                staging=f"{bucket.job_dir(bucket_name)}/{display}/")
 
 
 def stage(job, plan, storage=None, say=print, dry=False):

@@ -27,7 +27,8 @@ from dataclasses import dataclass
 
 from trainer.core import settings
 from trainer.core.errors import UserError
-from trainer.core.names import plain_name
+from trainer.core.names import (ARCHIVE_STEM, MODEL_STEM, newest, next_free, number_in,
+                                plain_name)
 from trainer.core.storage import Conflict, checksums, human, join, parse_uri, sha256, shown
 
 TRAINING = "training"
@@ -55,10 +56,11 @@ class Kind:
     folder: str      # where a bare name is looked up in the bucket
     suffix: str      # a bare name may leave it out (wip for wip.tgz)
     hint: str = ""   # how to make one, after 'check the name'
+    local: str = ""  # a folder here where a bare name is looked up too
 
 
-ARCHIVE = Kind("archive", TRAINING, ".tgz", ", or make it with make_tub_archive.sh")
-MODEL = Kind("model", MODELS, H5)
+ARCHIVE = Kind("archive", TRAINING, ".tgz", ", or make it with ./make_tub_archive.sh")
+MODEL = Kind("model", MODELS, H5, local=LOCAL_MODELS)
 
 
 def folder(bucket, name):
@@ -93,11 +95,101 @@ def archive_stem(archive):
     return stem
 
 
+# -- the defaults of the daily loop -------------------------------------------------
+# Each step takes the newest of its family (names.py): the archive made
+# today, the model trained today, here first, then in the bucket.
+
+def names_in(storage, where, suffix):
+    """Stems of the files ending in SUFFIX in the folder WHERE (a path, or a
+    gs:// folder; a missing local folder holds none)."""
+    if parse_uri(where).scheme == "gs":
+        prefix = where.rstrip("/") + "/"
+        found = [r.uri[len(prefix):] for r in storage.list(prefix)]
+    else:
+        found = os.listdir(where) if os.path.isdir(where) else []
+    return {f[: -len(suffix)] for f in found if f.endswith(suffix) and "/" not in f}
+
+
+def model_names_in(storage, where):
+    """The models with any file in WHERE (pilot.pred.png -> pilot)."""
+    if parse_uri(where).scheme == "gs":
+        prefix = where.rstrip("/") + "/"
+        files = [r.uri[len(prefix):] for r in storage.list(prefix)]
+    else:
+        files = os.listdir(where) if os.path.isdir(where) else []
+    return {model_of(f) for f in files if "/" not in f}
+
+
+def newest_archive(storage, say=print, flag="-a", bucket_too=True):
+    """The newest archive of the daily loop (wip.tgz, wip-2.tgz, ...): here,
+    else in gs://BUCKET/training/ when STEERING_BUCKET_NAME is set (and
+    BUCKET_TOO)."""
+    stem = newest(ARCHIVE_STEM, names_in(storage, ".", ARCHIVE.suffix))
+    where = "here"
+    if stem is None and bucket_too and settings.bucket_is_set():
+        remote = folder(settings.bucket(), TRAINING)
+        stem = newest(ARCHIVE_STEM, names_in(storage, remote, ARCHIVE.suffix))
+        where = f"in {remote}/"
+    if stem is None:
+        raise UserError(f"no archive here ({ARCHIVE_STEM}{ARCHIVE.suffix}): make one with "
+                        f"./make_tub_archive.sh in the car folder, or pass {flag} ARCHIVE")
+    if stem != ARCHIVE_STEM:
+        say(f"taking {stem}{ARCHIVE.suffix}, the newest archive {where} ({flag} to choose "
+            "another)")
+    return stem + ARCHIVE.suffix if where == "here" else \
+        join(folder(settings.bucket(), TRAINING), stem + ARCHIVE.suffix)
+
+
+def newest_model(storage, say=print, models=LOCAL_MODELS, suffix=CARD, flag="-m",
+                 bucket_too=True):
+    """The newest model of the daily loop (pilot-wip, pilot-wip-2, ...) with a
+    SUFFIX file (None: any of its files) in MODELS, else in
+    gs://BUCKET/models/ (BUCKET_TOO): (its name, the folder it is in), said
+    when it is not pilot-wip itself; (None, None) when there is none."""
+    def found(where):
+        names = model_names_in(storage, where) if suffix is None else \
+            names_in(storage, where, suffix)
+        return newest(MODEL_STEM, names)
+    name, where = found(models), models
+    if name is None and bucket_too and settings.bucket_is_set():
+        where = folder(settings.bucket(), MODELS)
+        name = found(where)
+    if name is None:
+        return None, None
+    if name != MODEL_STEM:
+        say(f"taking {name}, the newest model in {where.rstrip('/')}/ ({flag} to choose "
+            "another)")
+    return name, where
+
+
+def no_model(where, flag="-m"):
+    return UserError(f"no model {MODEL_STEM} in {where.rstrip('/')}/: train one with "
+                     f"./local_train.sh, or pass {flag} NAME")
+
+
+def free_model_name(archive, taken, force=False, say=print):
+    """pilot-STEM of ARCHIVE, moved on to the next free name of its family
+    when TAKEN (names of models already there) has it and not FORCE."""
+    name = default_model_name(archive)
+    if force or name not in taken:
+        return name
+    head = name.rpartition("-")[0]
+    family = head if number_in(head, name) else name    # pilot-wip-2 is pilot-wip's second
+    free = next_free(family, taken)
+    say(f"a model {name} exists: naming this one {free} (-m NAME to choose, -f to "
+        f"replace {name})")
+    return free
+
+
 # -- names -----------------------------------------------------------------------
 
 def _local(given, kind):
-    """GIVEN (or GIVEN + the kind's suffix) when it exists here, else None."""
+    """GIVEN (or GIVEN + the kind's suffix) when it exists here, or a bare
+    name in the kind's local folder (models/pilot-wip.h5 for -m pilot-wip);
+    else None."""
     names = [given] + ([given + kind.suffix] if not given.endswith(kind.suffix) else [])
+    if kind.local and _bare(given):
+        names += [os.path.join(kind.local, n) for n in names]
     return next((n for n in names if os.path.exists(n)), None)
 
 
@@ -118,7 +210,7 @@ def resolve(storage, given, kind, what=None, hint=None):
     if not settings.bucket_is_set():
         raise UserError(f"{what} {given} not found here, and STEERING_BUCKET_NAME "
                         f"is not set to look in gs://BUCKET/{kind.folder}/: check the "
-                        f"name, or export STEERING_BUCKET_NAME="
+                        f"name{kind.hint}, or export STEERING_BUCKET_NAME="
                         f"{settings.EXAMPLES['STEERING_BUCKET_NAME']}")
     remotes = _candidates(settings.bucket(), given, kind)
     for remote in remotes:
@@ -233,20 +325,33 @@ def belongs(object_name, basename):
     return rest in _SUFFIXES or "." not in rest[1:]
 
 
+def check_format(fmt):
+    """-F FMT as a known format (h5, tflite, onnx), or None for all."""
+    if fmt is not None and fmt not in FORMATS:
+        raise UserError(f"-F {shown(fmt)!r} is not a format: use "
+                        f"{', '.join(FORMATS)} (or leave -F out for every file)")
+    return fmt
+
+
+def model_name_of(given):
+    """The model a -m names, as DonkeyCar's commands take it: a name, or a
+    path to one of its files (models/mypilot.h5 -> mypilot)."""
+    base = os.path.basename(given.rstrip("/")) or given
+    for suffix in _SUFFIXES:
+        if base.endswith(suffix) and len(base) > len(suffix):
+            base = base[: -len(suffix)]
+            break
+    return plain_name(base, "-m")
+
+
 def download_models(storage, bucket, basename, dest, force=False, say=print, fmt=None):
     """The files the card gs://BUCKET/models/BASENAME.json names (with FMT,
     'tflite' say, only that format and the frames file) into DEST, each
     checked against the card's sha256. A set without its card, a file the
     card names but the bucket lacks, or one that differs from the card is
     refused before anything is written. Returns the paths, the card last."""
-    for suffix in _SUFFIXES:           # -m pilot-wip.h5 means pilot-wip
-        if basename.endswith(suffix) and len(basename) > len(suffix):
-            basename = basename[: -len(suffix)]
-            break
-    basename = plain_name(basename, "-m")
-    if fmt is not None and fmt not in FORMATS:
-        raise UserError(f"-F {shown(fmt)!r} is not a format: use "
-                        f"{', '.join(FORMATS)} (or leave -F out for every file)")
+    basename = model_name_of(basename)           # -m pilot-wip.h5 means pilot-wip
+    check_format(fmt)
     if os.path.exists(dest) and not os.path.isdir(dest):
         raise UserError(f"{dest} is a file, not a folder: pass -d DIR")
     models = folder(bucket, MODELS) + "/"

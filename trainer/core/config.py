@@ -6,6 +6,7 @@ DonkeyCar's load_config reads config.py then myconfig.py over it; --set
 KEY=VALUE overrides go on top through Config.from_dict. No third mechanism.
 """
 import ast
+import difflib
 import os
 import re
 
@@ -73,6 +74,8 @@ def load_car_config(car_dir, overrides=None):
         raise UserError(f"{path} or myconfig.py fails to load ({type(e).__name__}: "
                         f"{e}); fix it and run again") from None
     values = parse_overrides(overrides)
+    for key in values:
+        check_key(cfg, key)
     if values:
         cfg.from_dict(values, list(values))
     missing = [k for k in REQUIRED if not hasattr(cfg, k)]
@@ -81,6 +84,18 @@ def load_car_config(car_dir, overrides=None):
                         "config.py; make the car folder with 'donkey createcar' and "
                         f"set {missing[0]} in myconfig.py")
     return cfg
+
+
+def check_key(cfg, key):
+    """-c KEY=VALUE sets a key the config has (or DonkeyCar reads for
+    training, TRAINING_KEYS): a typo would otherwise be ignored in silence."""
+    if hasattr(cfg, key) or key in TRAINING_KEYS:
+        return
+    known = sorted({k for k in vars(cfg) if k.isupper()} | TRAINING_KEYS)
+    close = difflib.get_close_matches(key, known, n=1, cutoff=0.6)
+    hint = f"did you mean {close[0]}? " if close else ""
+    raise UserError(f"-c {key}: the config has no {key} (a typo is ignored by DonkeyCar "
+                    f"in silence): {hint}see config.py for the keys")
 
 
 def is_secret_key(key):

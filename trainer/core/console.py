@@ -9,8 +9,9 @@ descriptors go through a pipe here, line by line. Lines that are noise (the
 TFLite converter's "Non-Converted Ops" summary and its trailing lines, the
 XNNPACK and HDF5-legacy notices, the converter's ignored-flag warnings) are
 dropped; the job's temporary paths are cut from what remains; everything,
-as it came, also goes to DEBUG_LOG when one is given. A progress bar (a
-terminal's, redrawn with carriage returns) passes through as it is drawn.
+as it came, also goes to DEBUG_LOG when one is given. A progress bar
+(redrawn with carriage returns) passes through as it is drawn on a
+terminal; in a log it becomes a line at each tenth of the way.
 """
 import contextlib
 import os
@@ -31,6 +32,7 @@ NOISE = re.compile(
     r"|Visualizing activations on layer|^#+$|^Moviepy - |^making movie |Unexpected closing manifest"
     r"|No training configuration found in the save file"
     r"|compiled metrics have yet to be built")
+PERCENT = re.compile(r"(\d{1,3})%\|")        # tqdm's bar: ' 40%|████      | 12/29'
 TEMP_PATH = re.compile(r"(?:/private)?/(?:tmp|var/folders/[^\s/]+/[^\s/]+/T)/robocar-"
                        r"(?:train|movie)-[^\s/]+/(?:[^\s/]+/)*")
 
@@ -69,6 +71,8 @@ class _Pump:
     def __init__(self, fd, log):
         self.fd, self.log = fd, log
         self.saved = os.dup(fd)
+        self.tty = os.isatty(self.saved)
+        self.step = None            # the last progress step written to a log
         read, write = os.pipe()
         os.dup2(write, fd)
         os.close(write)
@@ -90,14 +94,28 @@ class _Pump:
                 kept = clean(line.decode("utf-8", "replace") + "\n")
                 if kept is not None:
                     self._write(kept.encode("utf-8"))
-            if b"\r" in pending or b"\x08" in pending:      # a progress bar: draw it now
-                self._write(pending)
+            if self.tty and (b"\r" in pending or b"\x08" in pending):
+                self._write(pending)                     # a progress bar: draw it now
                 pending = b""
+            elif b"\r" in pending:                       # in a log: a line per step
+                *bars, pending = pending.split(b"\r")
+                for bar in bars:
+                    self._progress_line(bar.decode("utf-8", "replace"))
         if pending:
             kept = clean(pending.decode("utf-8", "replace"))
             if kept:
                 self._write(kept.encode("utf-8"))
         os.close(self.read)
+
+    def _progress_line(self, bar):
+        """A progress bar's redraw, as a line of its own at each tenth."""
+        found = PERCENT.search(bar)
+        if not found or clean(bar) is None:
+            return
+        step = int(found.group(1)) // 10
+        if step != self.step:
+            self.step = step
+            self._write((TEMP_PATH.sub("", bar).strip() + "\n").encode("utf-8"))
 
     def _write(self, data):
         while data:

@@ -92,8 +92,14 @@ class ArgumentParser(argparse.ArgumentParser):
     to -h, exit 2. -h itself is the script's header (lib/common.sh prints it
     before Python starts); run as a module, argparse's help is kept."""
 
+    hints = {}     # {flag: what the user probably meant}, e.g. an old habit
+
     def error(self, message):
-        print(f"{prog()}: {_plain(message)}", file=sys.stderr)
+        line = _plain(message)
+        flag = line[len("unknown flag "):] if line.startswith("unknown flag ") else None
+        if flag in self.hints:
+            line += f": {self.hints[flag]}"
+        print(f"{prog()}: {line}", file=sys.stderr)
         usage = _SCRIPT["usage"]
         if usage:
             print(usage, file=sys.stderr)

@@ -11,11 +11,13 @@ import os
 from trainer.core import bucket, modeltypes
 from trainer.core.config import parse_overrides
 from trainer.core.errors import ArgumentParser, UserError
-from trainer.core.names import is_plain, plain_name
+from trainer.core.names import is_plain, next_free, plain_name
 from trainer.core.storage import parse_uri
 
-DEFAULT_ARCHIVE = "wip.tgz"
-DEFAULT_MODEL = f"{bucket.LOCAL_MODELS}/pilot-wip.h5"
+NEWEST_ARCHIVE = "the newest of wip.tgz, wip-2.tgz, ... here, else in the bucket"
+NEWEST_MODEL = (f"the newest of pilot-wip, pilot-wip-2, ... in ./{bucket.LOCAL_MODELS}, else "
+                "in the bucket")
+MOVIE = ".mp4"
 # A model with Lambda layers runs Python when it loads: refused unless this.
 TRUST_FLAG = "--trust-model-code"
 
@@ -27,9 +29,9 @@ def train_parser(add_help=True):
                        add_help=add_help, allow_abbrev=False)
     p.add_argument("-a", "--archive", action="append",
                    help=f"tub archive: path, name or gs:// URI; repeatable "
-                   f"(default: {DEFAULT_ARCHIVE})")
+                   f"(default: {NEWEST_ARCHIVE})")
     p.add_argument("-m", "--model-name", help="model base name (default: pilot-STEM "
-                   "of the first archive)")
+                   "of the first archive, moved on to pilot-STEM-2, ... when taken)")
     p.add_argument("--type", help="DonkeyCar model type (default: the config's "
                    "DEFAULT_MODEL_TYPE)")
     p.add_argument("-T", "--transfer", help=".h5 model to start from (default: none)")
@@ -46,32 +48,34 @@ def train_parser(add_help=True):
     p.add_argument(TRUST_FLAG, action="store_true",
                    help="let -T load a model whose Lambda layers run Python code "
                    "(default: refuse it)")
+    p.hints = {"-t": "the model type is --type TYPE (-t is a tub, as in "
+                     "make_tub_archive.sh)"}
     return p
 
 
 def train_args(argv=None):
     args = settle_train(train_parser().parse_args(argv))
     args.output = args.output or f"./{bucket.LOCAL_MODELS}"
-    args.model_name = model_name(args)
     return args
 
 
 def settle_train(args):
-    """The training flags' own decisions, the same for local_train.sh and the
-    submit script, before anything is read: the archive (default wip.tgz),
-    the model name, the type against DonkeyCar's list, -c's syntax."""
-    args.archive = args.archive or [DEFAULT_ARCHIVE]
-    model_name(args)
+    """The training flags' cheap checks, the same for local_train.sh and the
+    submit script, before anything is read: -m a plain name, the type
+    against DonkeyCar's list, -c's syntax."""
+    if args.model_name:
+        plain_name(args.model_name, "-m")
     if args.type:
         modeltypes.check(args.type)
     parse_overrides(args.set)
     return args
 
 
-def model_name(args):
-    """-m NAME, else pilot-STEM of the first archive: a plain name either way
-    (it names files in -o and objects in the bucket). The one place a model
-    name is decided."""
+def model_name(args, taken=(), say=print):
+    """-m NAME, else pilot-STEM of the first archive, moved on past the
+    names TAKEN in the output (bucket.free_model_name) unless -f: a plain name
+    either way (it names files in -o and objects in the bucket). The one
+    place a model name is decided."""
     if args.model_name:
         return plain_name(args.model_name, "-m")
     name = bucket.default_model_name(args.archive[0])
@@ -80,7 +84,7 @@ def model_name(args):
                         f"model name {name!r}, which is not a plain name: rename the "
                         "archive (letters, digits, '.', '_', '-'), or pass -m NAME, "
                         "e.g. -m pilot-wip")
-    return name
+    return bucket.free_model_name(args.archive[0], taken, args.force, say)
 
 
 def movie_parser(add_help=True):
@@ -88,17 +92,17 @@ def movie_parser(add_help=True):
     script takes them too (jobs.Movie)."""
     p = ArgumentParser(prog="trainer.movie", description="the makemovie job",
                        add_help=add_help, allow_abbrev=False)
-    p.add_argument("-m", "--model", default=DEFAULT_MODEL,
-                   help=f".h5 model: path, name or gs:// URI (default: {DEFAULT_MODEL})")
-    p.add_argument("-a", "--archive", default=DEFAULT_ARCHIVE,
-                   help=f"tub archive: path, name or gs:// URI (default: {DEFAULT_ARCHIVE})")
+    p.add_argument("-m", "--model",
+                   help=f".h5 model: path, name or gs:// URI (default: {NEWEST_MODEL})")
+    p.add_argument("-a", "--archive",
+                   help=f"tub archive: path, name or gs:// URI (default: {NEWEST_ARCHIVE})")
     p.add_argument("-s", "--start", help="first record (default: 0)")
     p.add_argument("-e", "--end", help="record to stop before (default: the end of "
                    "the tub)")
     p.add_argument("-p", "--plain", action="store_true",
                    help="no salient map (default: drawn)")
     p.add_argument("-o", "--output", help=".mp4 path or gs:// URI (default: MODEL's "
-                   "stem .mp4)")
+                   "stem .mp4, moved on to STEM-2.mp4, ... when taken)")
     p.add_argument("--type", help="model type (default: the config's DEFAULT_MODEL_TYPE)")
     p.add_argument("-f", "--force", action="store_true", help="replace an existing movie")
     p.add_argument(TRUST_FLAG, action="store_true",
@@ -108,19 +112,27 @@ def movie_parser(add_help=True):
 
 
 def movie_args(argv=None):
+    """The movie's flags, checked (the defaults of -m, -a, -o need the
+    files: default_output() and bucket.newest_*)."""
     args = movie_parser().parse_args(argv)
     if args.type:
         modeltypes.check(args.type)
-    args.output = args.output or default_output(args.model)
-    if parse_uri(args.output).scheme == "gs":       # an object name in the bucket
+    if args.output and parse_uri(args.output).scheme == "gs":   # an object name
         plain_name(parse_uri(args.output).name, "-o", "pilot-wip.mp4")
     args.start, args.end = record_range(args.start, args.end)
     return args
 
 
-def default_output(model):
-    """MODEL's stem .mp4 (models/pilot-wip.h5 -> pilot-wip.mp4)."""
-    return os.path.splitext(parse_uri(model).name)[0] + ".mp4"
+def default_output(model, force=False, taken=None, say=print):
+    """MODEL's stem .mp4 (models/pilot-wip.h5 -> pilot-wip.mp4); when that is
+    TAKEN (default: a file here) and not FORCE, the next free STEM-N.mp4."""
+    stem = os.path.splitext(parse_uri(model).name)[0]
+    taken = bucket.names_in(None, ".", MOVIE) if taken is None else taken
+    if force or stem not in taken:
+        return stem + MOVIE
+    free = next_free(stem, taken)
+    say(f"{stem}{MOVIE} exists: writing {free}{MOVIE} (-o to choose, -f to replace it)")
+    return free + MOVIE
 
 
 def record_range(start, end):

@@ -26,6 +26,14 @@ from trainer.core.errors import UserError
 RUNTIME_PREFIXES = ("tflite_", "tensorrt_")
 # fastai_ types train with PyTorch, which the toolkit does not install.
 UNSUPPORTED_PREFIXES = ("fastai_",)
+# Types that learn from more than the camera and the user's driving: the
+# record keys DonkeyCar's parts/keras.py reads for them (KerasBehavioral,
+# KerasLocalizer, KerasIMU). A tub recorded without them cannot train them.
+NEEDS = {
+    "behavior": ("behavior/one_hot_state_array",),
+    "localizer": ("localizer/location",),
+    "imu": tuple(f"imu/{f}_{x}" for f in ("acl", "gyr") for x in "xyz"),
+}
 _cache = {}
 
 
@@ -102,3 +110,19 @@ def trainable(model_type, where="the config's DEFAULT_MODEL_TYPE"):
 def drive_type(model_type, fmt):
     """The --type manage.py drive takes for a MODEL_TYPE model in FMT."""
     return ("tflite_" if fmt == "tflite" else "") + base(model_type)
+
+
+def check_inputs(model_type, keys, tub):
+    """One line when the records of TUB (their KEYS) lack what a MODEL_TYPE
+    model learns from, before DonkeyCar's training fails on it mid-epoch."""
+    missing = [k for k in NEEDS.get(base(model_type), ()) if k not in keys]
+    if missing:
+        raise UserError(f"a {base(model_type)} model learns from {', '.join(missing)}, "
+                        f"which the records of {tub} do not have: record them on the car "
+                        "(docs/training.md, model types), or train --type linear")
+
+
+def judged_by_camera_alone(model_type):
+    """False for types whose outputs need recorded inputs the verdict and the
+    car check do not feed (they run them with zeros there)."""
+    return base(model_type) not in NEEDS

@@ -29,3 +29,34 @@ def plain_name(value, flag, example="pilot-wip"):
            else "not a plain name")
     raise UserError(f"{flag} {shown!r} is {why}: use letters, digits, '.', '_' "
                     f"and '-' (starting with a letter or digit), e.g. {flag} {example}")
+
+
+# The names the scripts use when the user gives none. Each day's run of the
+# same loop moves on to the next free one (wip.tgz, wip-2.tgz, ...; pilot-wip,
+# pilot-wip-2, ...), the way DonkeyCar numbers its pilots, and the next step
+# of the loop takes the newest of them.
+ARCHIVE_STEM = "wip"
+MODEL_STEM = "pilot-wip"
+
+
+def number_in(stem, name):
+    """1 for NAME == STEM, N for STEM-N (N >= 2), else None."""
+    if name == stem:
+        return 1
+    head, sep, tail = name.rpartition("-")
+    if sep and head == stem and tail.isdigit() and int(tail) >= 2 and tail[0] != "0":
+        return int(tail)
+    return None
+
+
+def newest(stem, names):
+    """The one of NAMES in STEM's family with the highest number, or None."""
+    numbered = [(number_in(stem, n), n) for n in names]
+    numbered = [(k, n) for k, n in numbered if k]
+    return max(numbered)[1] if numbered else None
+
+
+def next_free(stem, names):
+    """STEM when NAMES lack it, else STEM-N after the highest N taken."""
+    taken = [k for k in (number_in(stem, n) for n in names) if k]
+    return stem if not taken else f"{stem}-{max(taken) + 1}"

@@ -22,9 +22,19 @@ from trainer.core import donkey
 FORMATS = ("h5", "tflite", "onnx")
 
 
+def _parts():
+    """DonkeyCar's model parts import TensorFlow when it is installed: started
+    quietly first (its start-up lines), or not at all on a car without it."""
+    donkey.quiet()
+    try:
+        donkey.import_tensorflow()
+    except ImportError:
+        pass
+
+
 def runtime_missing(fmt):
     """Why a FMT model cannot run here ('TensorFlow is not installed'), or None."""
-    donkey.quiet()
+    _parts()
     if fmt == "h5":
         try:
             donkey.import_tensorflow()
@@ -47,7 +57,7 @@ def runtime_missing(fmt):
 
 def load_pilot(fmt, model_type, cfg, path):
     """DonkeyCar's pilot for MODEL_TYPE ('linear') running the FMT model at PATH."""
-    donkey.quiet()
+    _parts()
     from donkeycar.utils import get_model_by_type
     if fmt == "h5":
         donkey.import_tensorflow()
@@ -61,10 +71,26 @@ def load_pilot(fmt, model_type, cfg, path):
     return pilot
 
 
+def runtime_name(fmt, pilot):
+    """Which runtime ran PILOT's FMT model: 'ai_edge_litert', 'tflite_runtime',
+    'tensorflow', 'onnxruntime'."""
+    if fmt == "onnx":
+        return "onnxruntime"
+    if fmt == "h5":
+        return "tensorflow"
+    inner = getattr(pilot.interpreter, "interpreter", None)
+    return type(inner).__module__.split(".")[0] if inner is not None else "?"
+
+
 def _extra_inputs(pilot):
-    """Zeros for a pilot's inputs besides the image (IMU, behaviour state)."""
+    """Zeros for a pilot's inputs besides the image (IMU, behaviour state).
+    DonkeyCar describes them with TensorFlow's TensorShape: without
+    TensorFlow (a Pi), a camera-only pilot has none to add."""
     import numpy as np
-    shapes = pilot.output_shapes()[0] if hasattr(pilot, "output_shapes") else {}
+    try:
+        shapes = pilot.output_shapes()[0] if hasattr(pilot, "output_shapes") else {}
+    except AttributeError:          # donkeycar.parts.keras' tf is None
+        return []
     return [np.zeros(s, dtype=np.float32) for k, s in shapes.items()
             if k not in ("img_in", "mem_in")]
 

@@ -42,18 +42,20 @@ def build(plan):
     """The card of PLAN's run, from what its steps found (plan.results)."""
     found = plan.results
     history = {k: [float(x) for x in v] for k, v in found.history.items()}
-    val = [v for v in history.get("val_loss", []) if v == v]
+    val = [(v, i + 1) for i, v in enumerate(history.get("val_loss", [])) if v == v]
     epochs = len(history.get("loss", []))
     trained = plan.steps.seconds.get("train")
     return {
         "name": plan.name, "created_at": now(), "model_type": plan.model_type,
         "versions": versions(), "archives": found.archives,
         "tubs": [t.as_dict() for t in found.tubs],
-        "records": {"live": sum(t.records for t in found.tubs), **found.split},
+        "records": {"live": sum(t.records for t in found.tubs), **found.split,
+                    "held_out": sum(h["count"] for h in found.held_out)},
         "transfer": plan.transfer, "overrides": redact_overrides(plan.overrides),
         "config": effective(plan.cfg),
         "history": history,
-        "best_val_loss": min(val) if val else None,
+        "best_val_loss": min(val)[0] if val else None,
+        "best_epoch": min(val)[1] if val else None,     # the one DonkeyCar kept
         "epochs": epochs,
         "seconds": dict(plan.steps.seconds),
         "device": {"gpus": found.gpus, "kind": "GPU" if found.gpus else "CPU"},
@@ -62,6 +64,8 @@ def build(plan):
         if trained and found.split.get("train") else None,
         "parity": found.parity, "evaluation": found.evaluation,
         "evaluation_frames": found.frames,
+        # Judged on frames training never saw (verdict.py): held out, or -E's.
+        "verdict": {**found.verdict, "held_out": found.held_out} if found.verdict else None,
         "job_id": settings.job_id(),
     }
 

@@ -1,13 +1,17 @@
-"""Parity and evaluation of the three exported formats on real frames.
-
-Each format runs through the DonkeyCar pilot the car would use (KerasPilot.run
-with the Keras, TFLite or ONNX interpreter), batch 1, on a fixed, evenly
-spaced sample of the tubs' live records:
+"""The model on frames it never trained on: parity of the three formats,
+and the verdict (verdict.py).
 
     h5_pilot = keras_pilot("linear", cfg, "models/x.h5")   # also feeds the ONNX export
-    evaluate(plan, h5_pilot, images, driven)
-    plan.results.parity      # {"tflite": max |diff| vs h5, "onnx": ...}
-    plan.results.evaluation  # per format: steering/throttle MAE, max diff, latency
+    images, driven = evaluate(plan, h5_pilot, unseen)      # unseen: [(shown, path, records)]
+    plan.results.parity      # {"tflite": max |diff| vs h5, "onnx": ...}: refused over 1e-3
+    plan.results.evaluation  # per format, on the parity sample: errors, latency
+    plan.results.verdict     # every unseen frame: errors, baselines, ratio, better
+
+Each format runs through the DonkeyCar pilot the car would use (KerasPilot.run
+with the Keras, TFLite or ONNX interpreter), batch 1. Parity runs all three
+on a contiguous sample of SAMPLE_SIZE unseen frames (the .h5 runs eagerly at
+~15 ms a frame); the verdict runs the .tflite, which the car drives and
+which parity has just shown equal to the .h5, on every unseen frame.
 """
 import os
 
@@ -17,31 +21,10 @@ from trainer.core import donkey
 from trainer.core.bucket import FORMATS
 from trainer.core.errors import UserError
 from trainer.core.pilots import load_pilot, run_pilot
+from trainer.job import verdict
 
 PARITY_BOUND = 1e-3
-# 100 frames: the h5 runs eagerly at ~15 ms a frame, most of the check's cost.
 SAMPLE_SIZE = 100
-
-
-def sample_frames(tubs, cfg, size=SAMPLE_SIZE):
-    """A contiguous stretch of up to SIZE live records from the middle of the
-    largest of TUBS ([(shown name, path, records)]), as (images, driven,
-    where): images as the car's camera delivers them, driven the user's
-    (steering, throttle), where the tub and record numbers they came from."""
-    donkey.quiet()
-    from donkeycar.utils import load_image
-    shown, path, records = max(tubs, key=lambda t: len(t[2]), default=(None, None, []))
-    if not records:
-        raise UserError("no live records to evaluate on")
-    first = max(0, (len(records) - size) // 2)
-    stretch = records[first:first + size]
-    images = [load_image(os.path.join(path, "images", r["cam/image_array"]), cfg)
-              for r in stretch]
-    driven = np.array([(float(r.get("user/angle", 0.0)), float(r.get("user/throttle", 0.0)))
-                       for r in stretch])
-    where = {"tub": shown, "records": [stretch[0].get("_index"), stretch[-1].get("_index")],
-             "frames": len(stretch)}
-    return images, driven, where
 
 
 def keras_pilot(model_type, cfg, h5):
@@ -49,10 +32,26 @@ def keras_pilot(model_type, cfg, h5):
     return load_pilot("h5", model_type, cfg, h5)
 
 
-def evaluate(plan, h5_pilot, images, driven):
-    """PLAN's three formats on IMAGES (DRIVEN: the user's outputs), into
-    plan.results: parity (each format's largest difference from the .h5,
-    refused over PARITY_BOUND), evaluation and predictions per format."""
+def images_of(path, records, cfg):
+    """The records' frames as the car's camera delivers them, resized as
+    training resizes them (DonkeyCar's load_image)."""
+    donkey.quiet()
+    from donkeycar.utils import load_image
+    return [load_image(os.path.join(path, "images", r["cam/image_array"]), cfg)
+            for r in records]
+
+
+def parity_sample(unseen, size=SAMPLE_SIZE):
+    """(shown, path, records): a contiguous stretch of up to SIZE records
+    from the middle of the largest of UNSEEN."""
+    shown, path, records = max(unseen, key=lambda t: len(t[2]), default=(None, None, []))
+    if not records:
+        raise UserError("no live records to evaluate on")
+    first = max(0, (len(records) - size) // 2)
+    return shown, path, records[first:first + size]
+
+
+def _parity(plan, h5_pilot, images, driven):
     files = plan.local_files()
     pilots = {"h5": h5_pilot, **{fmt: load_pilot(fmt, plan.model_type, plan.cfg,
                                                   files[FORMATS[fmt]])
@@ -77,3 +76,28 @@ def evaluate(plan, h5_pilot, images, driven):
                         "on the car, and report this with the model card")
     plan.results.parity, plan.results.evaluation = parity, evaluation
     plan.results.predictions = preds
+    return pilots["tflite"]
+
+
+def evaluate(plan, h5_pilot, unseen):
+    """Parity on a sample of UNSEEN ([(shown tub, path, records)]), then the
+    verdict on all of it; (sample images, driven) for the plots and the
+    frames the car's check runs."""
+    shown, path, stretch = parity_sample(unseen)
+    images, driven = images_of(path, stretch, plan.cfg), verdict.labels(stretch)
+    tflite = _parity(plan, h5_pilot, images, driven)
+    plan.results.frames.update({"tub": shown, "frames": len(stretch),
+                                "records": [stretch[0].get("_index"),
+                                            stretch[-1].get("_index")]})
+    if plan.results.baseline:
+        predicted, labels = [], []
+        for _, tub, records in unseen:
+            for start in range(0, len(records), 256):     # a few MB of frames at a time
+                chunk = records[start:start + 256]
+                predicted.append(run_pilot(tflite, images_of(tub, chunk, plan.cfg))[0])
+                labels.append(verdict.labels(chunk))
+        base = plan.results.baseline
+        plan.results.verdict = verdict.judge(np.concatenate(predicted),
+                                             np.concatenate(labels), base["means"],
+                                             base["spreads"])
+    return images, driven

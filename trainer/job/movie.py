@@ -21,8 +21,9 @@ from trainer.core import bucket, console, donkey, gcs, modeltypes, settings
 from trainer.core.archive import extract, layout
 from trainer.core.config import load_car_config
 from trainer.core.errors import UserError, run_main
-from trainer.core.flags import movie_args
-from trainer.core.storage import Storage, parse_uri
+from trainer.core.flags import default_output, movie_args
+from trainer.core.names import MODEL_STEM
+from trainer.core.storage import Storage, join, parse_uri
 from trainer.core.tubs import read_records
 from trainer.job.export import check_input_size, trust_model_code
 
@@ -84,8 +85,6 @@ def _make(args, storage, work, say):
         say(f"frames are {resized}, the config's {cfg.IMAGE_W}x{cfg.IMAGE_H}: resized as "
             "training resizes them, so the model sees what it was trained on")
 
-    from donkeycar.management.makemovie import MakeMovie
-
     out = os.path.join(work, "movie.mp4")
     # MakeMovie(start=A, end=B) draws records A+1 .. B-1: moviepy reads its
     # first frame once to learn the size, and that record is not in the movie.
@@ -99,7 +98,7 @@ def _make(args, storage, work, say):
         tub=tubs[0], out=out, config=config_path, model=model, type=model_type,
         salient=salient, start=first - 1, end=end, scale=2,
         draw_user_input=True)          # True means drawn (DonkeyCar's flag inverts it)
-    mm = MakeMovie()
+    mm = _legended()()
     with console.filtered():           # the movie's progress, not the libraries' chatter
         mm.run(mm_args, argparse.ArgumentParser())
         if getattr(mm, "tub", None):
@@ -113,6 +112,31 @@ def _make(args, storage, work, say):
     say(f"wrote {args.output}: {frames} frames (records {first} to {end - 1}) at "
         f"{cfg.DRIVE_LOOP_HZ} fps{'' if salient else ', no salient map'}")
     return frames
+
+
+# DonkeyCar draws the user's steering and throttle as a green bar, the
+# model's as a blue one (makemovie.py, RGB frames); the legend says so.
+LEGEND = (("you", (0, 255, 0)), ("model", (0, 0, 255)))
+
+
+def _legended():
+    """DonkeyCar's MakeMovie, whose frames say which bar is whose."""
+    import cv2
+    from donkeycar.management.makemovie import MakeMovie
+
+    class LegendedMovie(MakeMovie):
+        def make_frame(self, t):
+            image = super().make_frame(t)
+            if image is None:
+                return image
+            for i, (label, colour) in enumerate(LEGEND):
+                y = 14 + 14 * i
+                cv2.rectangle(image, (4, y - 9), (16, y + 1), colour, -1)
+                cv2.putText(image, label, (20, y), cv2.FONT_HERSHEY_SIMPLEX, 0.4,
+                            (255, 255, 255), 1, cv2.LINE_AA)
+            return image
+
+    return LegendedMovie
 
 
 def frames_as_trained(tub, records, cfg):
@@ -147,9 +171,14 @@ def main(argv=None):
     # As trainer.task: gs:// URIs (the cloud job's) and bare names found only
     # in the bucket build the storage client; local runs never touch it.
     storage = Storage(connect=gcs.connect)
-    args.archive = bucket.resolve(storage, args.archive, bucket.ARCHIVE,
+    if args.model is None:                  # the daily loop's newest model
+        name, where = bucket.newest_model(storage, suffix=bucket.H5)
+        args.model = join(where or bucket.LOCAL_MODELS, (name or MODEL_STEM) + bucket.H5)
+    args.archive = bucket.resolve(storage, args.archive or bucket.newest_archive(storage),
+                                  bucket.ARCHIVE,
                                   hint=", or upload it with upload_tub_archive.sh")
     args.model = bucket.resolve(storage, args.model, bucket.MODEL)
+    args.output = args.output or default_output(args.model, args.force)
     make_movie(args, storage)
 
 

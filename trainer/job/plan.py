@@ -39,10 +39,13 @@ class Results:
     tubs: list = field(default_factory=list)      # TubReport of each training tub
     history: dict = field(default_factory=dict)   # DonkeyCar's, per epoch
     split: dict = field(default_factory=dict)     # {"train": N, "validation": M}
+    held_out: list = field(default_factory=list)  # [{"tub", "records", "count"}]
+    baseline: dict = field(default_factory=dict)  # training labels: {"means", "spreads"}
     frames: dict = field(default_factory=dict)    # which frames evaluation used
     parity: dict = field(default_factory=dict)
     evaluation: dict = field(default_factory=dict)
     predictions: dict = field(default_factory=dict)   # {format: array}, for the plots
+    verdict: dict = field(default_factory=dict)   # verdict.judge() on the unseen frames
 
 
 @dataclass

@@ -12,6 +12,7 @@ import sys
 
 from trainer.core import bucket, donkey, gcs
 from trainer.core.errors import run_main
+from trainer.core import flags
 from trainer.core.flags import train_args
 from trainer.core.storage import Storage
 from trainer.job import restarts
@@ -31,13 +32,15 @@ def main(argv=None):
     with restarts.remembered(storage):        # in a cloud job: a mistake is final
         args.archive = [bucket.resolve(storage, a, bucket.ARCHIVE,
                                        hint=", or upload it with upload_tub_archive.sh")
-                        for a in args.archive]
+                        for a in args.archive or [bucket.newest_archive(storage)]]
         if args.transfer:
             args.transfer = bucket.resolve(storage, args.transfer, bucket.MODEL,
                                            what="transfer model")
         if args.eval_archive:
             args.eval_archive = bucket.resolve(storage, args.eval_archive, bucket.ARCHIVE,
                                                what="evaluation archive")
+        taken = () if args.model_name else bucket.model_names_in(storage, args.output)
+        args.model_name = flags.model_name(args, taken)
         run(Plan.from_args(args), storage)
 
 

@@ -16,17 +16,17 @@ import sys
 import tempfile
 import time
 
-from trainer.core import console, donkey, modeltypes, settings
+from trainer.core import console, donkey, modeldb, modeltypes, settings
 from trainer.core.archive import extract, layout
 from trainer.core.bucket import (CARD, FRAMES, H5, LOSS_PLOT, ONNX, PREDICTION_PLOT,
                                  TFLITE, claim, publish)
 from trainer.core.config import load_car_config, parse_overrides
-from trainer.core.errors import UserError
+from trainer.core.errors import UserError, warn
 from trainer.core.storage import atomic_path, parse_uri, sha256
 from trainer.core.tubs import inspect_tub, read_records
-from trainer.job import card, restarts, tracking
+from trainer.job import card, restarts, tracking, verdict
 from trainer.job.background import Background, removing
-from trainer.job.evaluate import evaluate, keras_pilot, sample_frames
+from trainer.job.evaluate import evaluate, keras_pilot
 from trainer.job.export import check_input_size, export_onnx, export_tflite
 from trainer.job.plots import loss_plot, prediction_plot
 
@@ -116,8 +116,11 @@ def _run(plan, storage):
 def _check_tubs(plan):
     with plan.steps("check_tubs"):
         for path in plan.tub_paths:
+            shown = os.path.relpath(path, plan.car)
+            records = read_records(path)[0]
+            modeltypes.check_inputs(plan.model_type, records[0] if records else {}, shown)
             report = inspect_tub(path, (plan.cfg.IMAGE_W, plan.cfg.IMAGE_H),
-                                 display_path=os.path.relpath(path, plan.car))
+                                 display_path=shown)
             for w in report.warnings:
                 log.warning(w)
             plan.say(report.line())
@@ -145,37 +148,72 @@ def _train_and_publish(plan, storage, tracker, evaluation, extracted):
         f.write("[]")                       # an empty one: a missing one is a warning
     tracker.inputs(plan)
     _check_tubs(plan)
+    unseen = _unseen(plan, evaluation)
     transfer = _transfer(plan, storage)
     with plan.steps("train"):               # DonkeyCar's train(), its .tflite included
         _train(plan, transfer)
     tracker.history(plan.results.history)   # per epoch: train() takes no callbacks
 
-    with plan.steps("evaluate"):            # the tubs' last use: frames for the checks
-        images, driven = evaluation_frames(plan, evaluation)
-    with removing(extracted):
-        h5_pilot = _export(plan, local)
-        with plan.steps("evaluate"):
-            evaluate(plan, h5_pilot, images, driven)
+    h5_pilot = _export(plan, local)
+    with plan.steps("evaluate"):            # the tubs' last use
+        images, driven = evaluate(plan, h5_pilot, unseen)
+    with removing(extracted):               # beside the plots and the publishing
         with plan.steps("plots"):
             loss_plot(plan.results.history, plan.name, local[LOSS_PLOT])
             prediction_plot(driven, plan.results.predictions, plan.name,
                             local[PREDICTION_PLOT], plan.results.frames["source"])
-    written = card.build(plan)
-    tracker.results(written)
-    with plan.steps("publish"):
-        written["seconds"]["total"] = round(time.time() - plan.start, 1)
-        write_frames(local[FRAMES], images, plan.results.predictions["h5"])
-        card.write(local[CARD], written, [p for s, p in local.items() if s != CARD])
-        publish(storage, local, plan.outputs,   # the card last; never over another run
-                record=restarts.recorder(storage))
+        written = card.build(plan)
+        tracker.results(written)
+        with plan.steps("publish"):
+            written["seconds"]["total"] = round(time.time() - plan.start, 1)
+            write_frames(local[FRAMES], images, plan.results.predictions["h5"])
+            card.write(local[CARD], written, [p for s, p in local.items() if s != CARD])
+            publish(storage, local, plan.outputs,   # the card last; never over another run
+                    record=restarts.recorder(storage))
     tracker.model(plan, written)
     parity = plan.results.parity
-    plan.say(f"model {plan.name}: best val_loss {written['best_val_loss']:.4f} after "
-             f"{written['epochs']} epochs; parity tflite {parity['tflite']:.1e}, "
-             f"onnx {parity['onnx']:.1e}")
+    plan.say(f"model {plan.name}: best val_loss {written['best_val_loss']:.4f} at epoch "
+             f"{written['best_epoch']} of {written['epochs']}; parity tflite "
+             f"{parity['tflite']:.1e}, onnx {parity['onnx']:.1e}")
     plan.say(f"wrote {', '.join(plan.outputs.values())}")
-    plan.say(drive_line(plan.name, plan.model_type))
+    _list_here(plan, written)
+    _conclude(plan, written)
     return written
+
+
+def _list_here(plan, written):
+    """A model written into this car folder's models/ goes in its
+    models/database.json too, as `donkey train` does (donkey models lists it)."""
+    if parse_uri(plan.output).scheme == "gs" or not os.path.isfile("config.py"):
+        return
+    cfg = load_car_config(".")
+    models = getattr(cfg, "MODELS_PATH", None)
+    if not models or not os.path.isdir(models) or not os.path.samefile(models, plan.output):
+        return
+    try:
+        modeldb.register(cfg, {"Name": plan.name, "Type": plan.model_type,
+                               "Tubs": ",".join(t["path"] for t in written["tubs"]),
+                               "Time": time.time(), "Val loss": written["best_val_loss"],
+                               "Transfer": plan.transfer, "Comment": "robocar-trainer"})
+    except UserError as e:              # the model is written; only the list is not
+        warn(f"{plan.name} was not listed: {e}")
+        return
+    plan.say(f"listed {plan.name} in {modeldb.path_of(cfg)} (donkey models lists it)")
+
+
+def _conclude(plan, written):
+    """The verdict in words, then the drive line only for a model fit to drive."""
+    judged = plan.results.verdict
+    if not judged:
+        plan.say(f"not judged: {plan.results.frames['note']}")
+        plan.say(drive_line(plan.name, plan.model_type))
+        return
+    for line in verdict.lines(judged, plan.results.frames["source"]):
+        plan.say(line)
+    if judged["better"]:
+        plan.say(drive_line(plan.name, plan.model_type))
+    else:
+        warn(verdict.poor(judged, plan.name, written["epochs"], written["records"]["live"]))
 
 
 def _export(plan, local):
@@ -213,31 +251,54 @@ def write_frames(path, images, outputs, n=FRAMES_SHIPPED):
                             outputs=np.asarray(outputs, dtype=np.float32)[idx])
 
 
-def evaluation_frames(plan, evaluation):
-    """(images, driven) for parity and evaluation, and in plan.results.frames
-    what they are: with -E, frames of that archive, which the model never
-    saw; else frames of the training tubs, most of which it trained on
-    (DonkeyCar's own random split is not exposed), and the card says so."""
+def _unseen(plan, evaluation):
+    """The frames the model is judged on, kept out of its training:
+    [(shown tub, path, records)]. With -E, every record of that archive;
+    else the last tenth of each training tub (verdict.hold_out), kept from
+    DonkeyCar's train() by a TRAIN_FILTER that applies the user's own too.
+    Sets plan.results' held_out, baseline (the training labels) and frames."""
+    cfg, found = plan.cfg, plan.results
+    user = getattr(cfg, "TRAIN_FILTER", None)
+    tubs = [(p, read_records(p)[0]) for p in plan.tub_paths]
+    held = {} if evaluation else verdict.hold_out(tubs)
     if evaluation:
         archive, config_path, paths = evaluation
-        uri = archive["uri"]
-        root = os.path.dirname(config_path)
-        tubs = [(f"{parse_uri(uri).name}:{os.path.relpath(p, root)}", p,
-                 read_records(p)[0]) for p in paths]
-        source = f"{parse_uri(uri).name} (never trained on)"
-        note = "frames of another archive: the model never saw them"
+        name, root = parse_uri(archive["uri"]).name, os.path.dirname(config_path)
+        unseen = [(f"{name}:{os.path.relpath(p, root)}", p,
+                   verdict.user_kept(read_records(p)[0], p, cfg, user)) for p in paths]
+        source, note = f"{name} (never trained on)", ("every record of another archive: "
+                                                     "all of the training tubs trained")
     else:
-        tubs = [(os.path.relpath(p, plan.car), p, read_records(p)[0])
-                for p in plan.tub_paths]
-        source = "the training tubs (mostly trained on)"
-        note = (f"frames of the training tubs: DonkeyCar trained on a random "
-                f"{plan.cfg.TRAIN_TEST_SPLIT:.0%} of them, so this flatters the model; "
-                "pass -E ARCHIVE to evaluate on new laps")
-    images, driven, where = sample_frames(tubs, plan.cfg)
-    plan.results.frames = {"source": source, "note": note,
-                           "seen_in_training": not evaluation, **where,
-                           "archive": evaluation[0] if evaluation else None}
-    return images, driven
+        unseen = [(os.path.relpath(p, plan.car), p, verdict.user_kept(held[p], p, cfg, user))
+                  for p, _ in tubs]
+        source = "the last tenth of each training tub, held out of training"
+        note = ("a stretch of each tub that training never saw; pass -E ARCHIVE to judge "
+                "on new laps and train on every record")
+    found.held_out = [{"tub": os.path.relpath(p, plan.car), "count": len(rs),
+                       "records": [rs[0]["_index"], rs[-1]["_index"]]}
+                      for p, rs in held.items() if rs]
+    unseen = [u for u in unseen if u[2]]
+    if not unseen:       # tubs too short to spare frames: judged on what it trained on
+        found.frames = {"source": "the training tubs (trained on)", "seen_in_training": True,
+                        "note": f"too few records to hold out {verdict.HELD_MIN} from a "
+                        "tub: no verdict; record more laps, or pass -E ARCHIVE"}
+        return [(os.path.relpath(p, plan.car), p, rs) for p, rs in tubs]
+    held_index = {p: {r["_index"] for r in rs} for p, rs in held.items()}
+    trained = [r for p, rs in tubs for r in verdict.user_kept(
+        [r for r in rs if r["_index"] not in held_index.get(p, ())], p, cfg, user)]
+    labels = verdict.labels(trained)
+    if len(labels):
+        found.baseline = {"means": labels.mean(axis=0).tolist(),
+                          "spreads": labels.std(axis=0).tolist()}
+    found.frames = {"source": source, "note": note, "seen_in_training": False,
+                    "archive": archive if evaluation else None}
+    if not modeltypes.judged_by_camera_alone(plan.model_type):
+        found.baseline = {}
+        found.frames["note"] = (f"a {plan.model_type} model needs recorded inputs besides "
+                                "the camera, which the verdict does not feed")
+    if held:
+        cfg.TRAIN_FILTER = verdict.HeldOut(held, user)
+    return unseen
 
 
 def _unknown_type(model_type, error):
@@ -269,6 +330,12 @@ def _train(plan, transfer):
                             f"BATCH_SIZE={cfg.BATCH_SIZE}: record more laps, or "
                             "--set BATCH_SIZE=32") from None
         raise
+    finally:
+        if isinstance(getattr(cfg, "TRAIN_FILTER", None), verdict.HeldOut):
+            if cfg.TRAIN_FILTER.user is None:       # the card shows the config as written
+                del cfg.TRAIN_FILTER
+            else:
+                cfg.TRAIN_FILTER = cfg.TRAIN_FILTER.user
     if not os.path.isfile(h5):
         raise UserError(f"training saved no model: val_loss never improved "
                         f"({history.get('val_loss')}); check the tub's labels")
