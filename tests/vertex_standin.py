@@ -299,13 +299,16 @@ class Containers:
         robocar-trainer."""
         return f"{LOCAL_REPOSITORY}:{image_uri.rpartition(':')[2]}"
 
-    def run_command(self, image, argv, env, name=None):
+    def run_command(self, image, argv, env, name=None, mounts=None):
         """`TOOL run` of ARGV in IMAGE with only the environment ENV, on the
         host's network, so that a server on 127.0.0.1 (the GCS emulator) is
-        reachable as it is from here."""
+        reachable as it is from here; MOUNTS ({folder here: path inside})
+        read-only, as Vertex AI mounts the host's GPU driver."""
         command = [self.tool, "run", "--rm", "--network", "host"]
         if name:
             command += ["--name", name]
+        for here, inside in (mounts or {}).items():
+            command += ["--volume", f"{here}:{inside}:ro"]
         for key, value in env.items():
             command += ["--env", f"{key}={value}"]
         return command + [image, *argv]
