@@ -8,6 +8,7 @@ import re
 
 import httplib2
 import pytest
+from google_standin import service_disabled
 from googleapiclient.errors import HttpError
 from helpers import one_line_error
 
@@ -206,13 +207,21 @@ def test_user_credentials_bill_the_project_they_are_used_for(monkeypatch):
     assert project == "my-project" and creds.quota_project_id == "my-project"
 
 
-def test_a_403_for_a_disabled_api_names_the_quota_project_fix():
-    content = json.dumps({"error": {"code": 403, "status": "PERMISSION_DENIED", "message":
-                          "Vertex AI API has not been used in project 1234 before or it "
-                          "is disabled."}}).encode()
-    line = cloud.http_error_message(HttpError(httplib2.Response({"status": 403}), content))
+def test_a_403_for_a_disabled_api_names_the_api_and_the_quota_project_fix():
+    """Google's SERVICE_DISABLED answer (its ErrorInfo reason and metadata)
+    names the command that enables the API, and the quota-project fix; the
+    same words without the ErrorInfo are not taken for it."""
+    _, body = service_disabled("aiplatform.googleapis.com", "1234")
+    answer = HttpError(httplib2.Response({"status": 403}), json.dumps(body).encode())
+    line = cloud.http_error_message(answer)
+    assert line.startswith("HTTP 403 PERMISSION_DENIED SERVICE_DISABLED: Vertex AI API has "
+                           "not been used in project 1234")
+    assert "`gcloud services enable aiplatform.googleapis.com --project YOUR_PROJECT`" in line
+    assert "https://console.developers.google.com/apis/api/aiplatform.googleapis.com/" in line
     assert "gcloud auth application-default set-quota-project YOUR_PROJECT" in line
-    assert line.startswith("HTTP 403 PERMISSION_DENIED: Vertex AI API has not been used")
+    del body["error"]["details"]
+    words_only = HttpError(httplib2.Response({"status": 403}), json.dumps(body).encode())
+    assert "gcloud services enable" not in cloud.http_error_message(words_only)
 
 
 # -- checks before sending -------------------------------------------------------------
