@@ -280,6 +280,31 @@ def test_a_pair_vertex_would_refuse_is_refused_here(car, wip, run, idle_vertex, 
     assert idle_vertex.requests == []
 
 
+@pytest.mark.parametrize("flags,says", [
+    (["-g", "NVIDIA_TESLA_T4:3"], "-M n1-standard-8 -g NVIDIA_TESLA_T4:3: Vertex AI attaches "
+     "NVIDIA_TESLA_T4 in counts of 1, 2, 4 only: pass e.g. -g NVIDIA_TESLA_T4:2"),
+    (["-M", "n1-standard-16", "-g", "NVIDIA_TESLA_V100"], "-M n1-standard-16 -g "
+     "NVIDIA_TESLA_V100: Vertex AI gives 1 x NVIDIA_TESLA_V100 at most 8 vCPUs, and "
+     "n1-standard-16 has 16: pass -g NVIDIA_TESLA_V100:2, or a smaller machine such as "
+     "-M n1-standard-8"),
+    (["-g", "NVIDIA_TESLA_K80"], "-g NVIDIA_TESLA_K80: Vertex AI no longer offers "
+     "NVIDIA_TESLA_K80 (Nvidia Tesla K80 GPU has reached end of support, see "
+     "https://cloud.google.com/compute/docs/eol/k80-eol): use -g NVIDIA_TESLA_T4:1 instead"),
+    (["-M", "n1-standard-32"], "-M n1-standard-32: Vertex AI gives 1 x NVIDIA_TESLA_T4 at "
+     "most 16 vCPUs, and n1-standard-32 has 32: pass -g NVIDIA_TESLA_T4:2"),
+])
+def test_a_pair_vertex_refuses_at_create_is_refused_before_staging(car, run, gcs,
+                                                                   make_vertex, flags, says):
+    """Done-when 4: Vertex AI answers these with HTTP 400 when the job is
+    created, after the archive went up; here nothing is uploaded or asked."""
+    (car / "wip.tgz").write_bytes(b"an archive")
+    vx = make_vertex(gcs, run_jobs=False)
+    r = run("submit_cloud_train.sh", *flags, env=vx.env)
+    assert r.returncode == 1
+    assert one_line_error(r).startswith(f"submit_cloud_train.sh: {says}")
+    assert gcs.names() == [] and vx.requests == []
+
+
 def test_the_dry_run_says_what_to_save_as_job_yaml(car, wip, run, idle_vertex):
     _, notes = dry_run(run, idle_vertex.env)
     assert 'save the "jobSpec" object printed above as job.yaml, then run:' in notes

@@ -17,6 +17,7 @@ document's schemas, which the client library itself does not do.
 import datetime
 import re
 import time
+from urllib.parse import quote
 
 from trainer.core.cloud import call, discovery_document
 from trainer.core.errors import UserError
@@ -44,11 +45,16 @@ _LABEL_BAD = re.compile(r"[^a-z0-9_-]+")
 _REASON = re.compile(r"^(trainer[\w.]*: |[A-Za-z_][\w.]*(Error|Exception|Exit)\b)")
 
 
-def accelerator_types():
-    """The accelerator types aiplatform v1 knows, from its discovery document."""
+def accelerator_types(retired=False):
+    """The accelerator types aiplatform v1 offers, from its discovery document;
+    with RETIRED, {type: why} of those it marks deprecated (the K80)."""
     schema = discovery_document("aiplatform", "v1")["schemas"]
-    enum = schema["GoogleCloudAiplatformV1MachineSpec"]["properties"]["acceleratorType"]["enum"]
-    return [t for t in enum if t != "ACCELERATOR_TYPE_UNSPECIFIED"]
+    prop = schema["GoogleCloudAiplatformV1MachineSpec"]["properties"]["acceleratorType"]
+    rows = zip(prop["enum"], prop.get("enumDeprecated", [False] * len(prop["enum"])),
+               prop.get("enumDescriptions", [""] * len(prop["enum"])))
+    if retired:
+        return {t: why for t, old, why in rows if old}
+    return [t for t, old, _ in rows if not old and t != "ACCELERATOR_TYPE_UNSPECIFIED"]
 
 
 def parse_accelerator(text):
@@ -59,6 +65,11 @@ def parse_accelerator(text):
     kind, _, count = text.partition(":")
     kind = kind.upper()
     known = accelerator_types()
+    retired = accelerator_types(retired=True)
+    if kind in retired:
+        why = retired[kind].removeprefix("Deprecated: ").rstrip(".")
+        raise UserError(f"-g {text}: Vertex AI no longer offers {kind} ({why}): use "
+                        f"-g {ACCELERATOR} instead")
     if kind not in known:
         gpus = ", ".join(t for t in known if t.startswith("NVIDIA"))
         raise UserError(f"-g {text}: unknown accelerator {kind or '(empty)'}: use one of "
@@ -78,26 +89,66 @@ def check_machine(machine):
     return machine
 
 
-# The GPUs Vertex AI attaches to each machine family (Compute Engine's GPU
-# machine types): g2, a2 and a3 machines come with theirs, so many per size;
-# n1 machines take any of the older GPUs; other families take none.
-GPU_FAMILIES = {"g2-standard": "NVIDIA_L4", "a2-highgpu": "NVIDIA_TESLA_A100",
-                "a2-megagpu": "NVIDIA_TESLA_A100", "a2-ultragpu": "NVIDIA_A100_80GB",
-                "a3-highgpu": "NVIDIA_H100_80GB", "a3-megagpu": "NVIDIA_H100_MEGA_80GB"}
-G2_GPUS = {"4": 1, "8": 1, "12": 1, "16": 1, "32": 1, "24": 2, "48": 4, "96": 8}
-N1_GPUS = ("NVIDIA_TESLA_T4", "NVIDIA_TESLA_V100", "NVIDIA_TESLA_P100", "NVIDIA_TESLA_P4",
-           "NVIDIA_TESLA_K80")
+# -- Machines and GPUs as Vertex AI accepts them for custom training ----------
+# Source: Vertex AI, "Configure compute resources for custom training", its
+# GPU table (https://cloud.google.com/vertex-ai/docs/training/configure-compute
+# #gpu-compatibility-table), and Compute Engine's GPU machine types for the
+# machines that come with theirs. A pair not in it is refused by Vertex AI
+# with HTTP 400 when the job is created, after the inputs were staged.
+#
+# n1 machines take the older GPUs, in these counts only; each count feeds at
+# most so many vCPUs (one V100 at most 8: an n1-standard-16 needs two).
+N1_GPUS = {                                       # GPU: {count: most vCPUs}
+    "NVIDIA_TESLA_T4": {1: 16, 2: 32, 4: 96},
+    "NVIDIA_TESLA_P4": {1: 16, 2: 32, 4: 96},
+    "NVIDIA_TESLA_P100": {1: 16, 2: 32, 4: 96},
+    "NVIDIA_TESLA_V100": {1: 8, 2: 16, 4: 32, 8: 96},
+}
+# The n1 machines that take a GPU at all, by their vCPUs.
+N1_SIZES = {"n1-standard": (4, 8, 16, 32, 64, 96), "n1-highmem": (2, 4, 8, 16, 32, 64, 96),
+            "n1-highcpu": (16, 32, 64, 96)}
+# g2, a2 and a3 machines come with their GPUs: family: (GPU, {size: count}).
+GPU_MACHINES = {
+    "g2-standard": ("NVIDIA_L4", {"4": 1, "8": 1, "12": 1, "16": 1, "32": 1, "24": 2,
+                                  "48": 4, "96": 8}),
+    "a2-highgpu": ("NVIDIA_TESLA_A100", {"1g": 1, "2g": 2, "4g": 4, "8g": 8}),
+    "a2-megagpu": ("NVIDIA_TESLA_A100", {"16g": 16}),
+    "a2-ultragpu": ("NVIDIA_A100_80GB", {"1g": 1, "2g": 2, "4g": 4, "8g": 8}),
+    "a3-highgpu": ("NVIDIA_H100_80GB", {"1g": 1, "2g": 2, "4g": 4, "8g": 8}),
+    "a3-megagpu": ("NVIDIA_H100_MEGA_80GB", {"8g": 8}),
+}
+# Each GPU counts against a Vertex AI quota of its own per region (not
+# Compute Engine's), another one on Spot; new projects have 0 of most.
+# Source: https://cloud.google.com/vertex-ai/docs/quotas (custom training).
+QUOTA_NAMES = {"NVIDIA_TESLA_T4": "nvidia_t4", "NVIDIA_TESLA_P4": "nvidia_p4",
+               "NVIDIA_TESLA_P100": "nvidia_p100", "NVIDIA_TESLA_V100": "nvidia_v100",
+               "NVIDIA_L4": "nvidia_l4", "NVIDIA_TESLA_A100": "nvidia_a100",
+               "NVIDIA_A100_80GB": "nvidia_a100_80gb", "NVIDIA_H100_80GB": "nvidia_h100",
+               "NVIDIA_H100_MEGA_80GB": "nvidia_h100_mega"}
+
+
+def quota_metric(gpu, spot):
+    """The Vertex AI quota metric a job with GPU counts against, e.g.
+    aiplatform.googleapis.com/custom_model_training_preemptible_nvidia_t4_gpus."""
+    name = QUOTA_NAMES.get(gpu, gpu.lower())
+    return ("aiplatform.googleapis.com/custom_model_training_"
+            f"{'preemptible_' if spot else ''}{name}_gpus")
+
+
+def quota_page(project, metric):
+    """The console page where PROJECT asks for more of METRIC."""
+    return (f"https://console.cloud.google.com/iam-admin/quotas?project={project}"
+            f"&metric={quote(metric, safe='')}")
 
 
 def machine_gpus(machine):
     """(the GPU type, how many) a GPU machine type comes with, else None."""
-    family = next((f for f in GPU_FAMILIES if machine.startswith(f + "-")), None)
+    family = next((f for f in GPU_MACHINES if machine.startswith(f + "-")), None)
     if family is None:
         return None
-    size = machine[len(family) + 1:]
-    count = G2_GPUS.get(size) if family == "g2-standard" else \
-        int(size[:-1]) if re.fullmatch(r"\d+g", size) else None
-    return (GPU_FAMILIES[family], count) if count else None
+    gpu, sizes = GPU_MACHINES[family]
+    count = sizes.get(machine[len(family) + 1:])
+    return (gpu, count) if count else None
 
 
 def pick_accelerator(machine, given):
@@ -109,7 +160,7 @@ def pick_accelerator(machine, given):
         if fixed:
             return fixed
         if machine.startswith("n1-"):
-            return parse_accelerator(ACCELERATOR)
+            return _n1_pair(machine, parse_accelerator(ACCELERATOR), "")
         raise UserError(f"-M {machine} takes no GPU: pass -g none to train on its "
                         f"CPUs, or use an n1 machine such as {MACHINE} (with a T4), "
                         "g2-standard-8 (L4) or a2-highgpu-1g (A100)")
@@ -123,6 +174,34 @@ def pick_accelerator(machine, given):
         raise UserError(f"-M {machine} -g {given}: Vertex AI refuses this pair ({fits}; "
                         "g2-standard-* come with NVIDIA_L4, a2-highgpu-* with "
                         "NVIDIA_TESLA_A100): change -M or -g")
+    return _n1_pair(machine, wanted, f" -g {given}") if wanted and not fixed else wanted
+
+
+def _n1_pair(machine, wanted, given):
+    """WANTED on an n1 MACHINE, if the table allows that count on that many vCPUs."""
+    gpu, count = wanted
+    family, _, size = machine.rpartition("-")
+    sizes = N1_SIZES.get(family, ())
+    vcpus = int(size) if size.isdigit() else 0
+    said = f"-M {machine}{given}"
+    if vcpus not in sizes:
+        takes = ", ".join(f"{f}-{v[0]}" for f, v in N1_SIZES.items())
+        raise UserError(f"{said}: Vertex AI attaches no GPU to {machine}: use one of "
+                        f"{takes} or larger (e.g. {MACHINE}), or -g none")
+    counts = N1_GPUS[gpu]
+    if count not in counts:
+        near = max((c for c in counts if c < count), default=min(counts))
+        allowed = ", ".join(map(str, counts))
+        raise UserError(f"{said}: Vertex AI attaches {gpu} in counts of {allowed} only: "
+                        f"pass e.g. -g {gpu}:{near}")
+    if vcpus > counts[count]:
+        more = min(c for c, most in counts.items() if most >= vcpus)
+        fewer = max((f"{family}-{v}" for v in sizes if v <= counts[count]),
+                    key=lambda m: int(m.rpartition("-")[2]), default=None)
+        smaller = f", or a smaller machine such as -M {fewer}" if fewer else ""
+        raise UserError(f"{said}: Vertex AI gives {count} x {gpu} at most "
+                        f"{counts[count]} vCPUs, and {machine} has {vcpus}: pass -g "
+                        f"{gpu}:{more}{smaller}")
     return wanted
 
 
