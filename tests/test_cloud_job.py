@@ -302,7 +302,7 @@ def test_a_pair_vertex_refuses_at_create_is_refused_before_staging(car, run, gcs
     r = run("submit_cloud_train.sh", *flags, env=vx.env)
     assert r.returncode == 1
     assert one_line_error(r).startswith(f"submit_cloud_train.sh: {says}")
-    assert gcs.names() == [] and vx.requests == []
+    assert gcs.names() == [] and vx.requests == [] and vx.google.requests == []
 
 
 def test_the_dry_run_says_what_to_save_as_job_yaml(car, wip, run, idle_vertex):

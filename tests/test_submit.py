@@ -283,10 +283,10 @@ def test_models_of_another_output_folder_come_home_too(gcs, tmp_path, monkeypatc
 
 # -- hardening rows (tests/hardening.py): settings first, nothing sent ----------------
 
-def cloud_with_dead_vertex(ctx):
+def cloud_with_dead_google(ctx):
     gzip_archive(ctx)
     ctx.use_gcs()
-    ctx.use_cloud(aiplatform=f"http://127.0.0.1:{free_port()}/")
+    ctx.use_cloud(aiplatform=f"http://127.0.0.1:{free_port()}/")     # and every other API
 
 
 ROWS = [
@@ -315,8 +315,9 @@ ROWS = [
         ("submit_cloud_train.sh", "-g", "bogus"), 1,
         r"-g bogus: unknown accelerator BOGUS: use one of .*NVIDIA_TESLA_T4.*, or -g none "
         r"for CPU only$"),
-    Row("submit:vertex-unreachable", cloud_with_dead_vertex, ("submit_cloud_train.sh",), 1,
-        r"creating the Vertex AI job failed: cannot reach 127\.0\.0\.1:\d+ \(.+\): "
+    # the first call is the check of the APIs, before anything is staged
+    Row("submit:google-unreachable", cloud_with_dead_google, ("submit_cloud_train.sh",), 1,
+        r"checking the APIs failed: cannot reach 127\.0\.0\.1:\d+ \(.+\): "
         r"check the network, or the CLOUDSDK_API_ENDPOINT_OVERRIDES_\* variables$"),
 ]
 
