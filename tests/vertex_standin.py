@@ -29,6 +29,7 @@ ARGS`, TAG being the tag of the job's imageUri (dk5.3), with Vertex's
 environment and the job body's own, and nothing of this machine's.
 """
 import datetime
+import itertools
 import json
 import os
 import random
@@ -254,23 +255,46 @@ class VertexStandin:
         job.update(state=state, endTime=self.now(), updateTime=self.now())
         if code is not None:
             job["error"] = {"code": code, "message": message}
+        for delay, entry in self._held:
+            threading.Timer(delay, self._deliver, args=(entry,)).start()
+        self._held = []
+
+    def _deliver(self, entry):
+        with self.lock:
+            if not self.closed:
+                self.logs.append(entry)
 
     def _log(self, jid, project, stream, severity):
         for line in stream:
-            with self.lock:
-                stamp = self.now()
-                self.logs.append({
-                    "insertId": f"{len(self.logs):08x}",
-                    "logName": f"projects/{project}/logs/workerpool0-0",
-                    "resource": {"type": "ml_job", "labels": {
-                        "job_id": jid, "project_id": project, "task_name": "workerpool0-0"}},
-                    "severity": severity, "textPayload": line.rstrip("\n"),
-                    "timestamp": stamp, "receiveTimestamp": stamp,
-                })
+            self.log(jid, line.rstrip("\n"), severity, project)
+
+    def log(self, jid, text, severity="INFO", project=None, stamp=None):
+        """Log TEXT as job JID's next line (now, or at STAMP); held back when
+        a pattern of self.late matches it."""
+        with self.lock:
+            stamp = stamp or self.now()
+            entry = {
+                "insertId": f"{next(_INSERT_IDS):08x}",
+                "logName": f"projects/{project or PROJECT}/logs/workerpool0-0",
+                "resource": {"type": "ml_job", "labels": {
+                    "job_id": jid, "project_id": project or PROJECT,
+                    "task_name": "workerpool0-0"}},
+                "severity": severity, "textPayload": text,
+                "timestamp": stamp, "receiveTimestamp": stamp,
+            }
+            delay = next((d for p, d in self.late.items() if re.search(p, text)), None)
+            if delay is None:
+                self.logs.append(entry)
+            else:
+                self._held.append((delay, entry))
+            return entry
 
 
 def _error(code, status, message):
     return {"error": {"code": code, "status": status, "message": message}}
+
+
+_INSERT_IDS = itertools.count()
 
 
 def _container_name(jid):

@@ -93,8 +93,11 @@ def submit(args, job=None, say=None, note=None):
 
     logs = cloud.service("logging", "v2", creds)
     tail = vertex.LogTail(logs, project, jid)
+    waiting = vertex.waiting_hint(plan.accelerator, args.spot, region,
+                                  f"./{prog()} --check", cancel_cmd)
     try:
-        ended = vertex.follow(jobs, tail, created["name"], say=say, warn=warn)
+        ended = vertex.follow(jobs, tail, created["name"], say=say, warn=warn,
+                              waiting=waiting)
     except KeyboardInterrupt:
         note(f"{prog()}: stopped following; job {jid} keeps running in the cloud.")
         note(f"  follow it again: {follow_cmd}")

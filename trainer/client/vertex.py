@@ -28,13 +28,22 @@ ACCELERATOR = "NVIDIA_TESLA_T4:1"   # the cheapest GPU Vertex offers in most reg
 BOOT_DISK = {"bootDiskType": "pd-ssd", "bootDiskSizeGb": 100}  # Vertex's minimum
 # A job that hangs must not bill a GPU for Vertex's default of 7 days.
 TIMEOUT = "14400s"
-# Polling: quick while something happens, backing off to POLL_MAX when idle
-# (Cloud Logging allows 60 entries.list calls a minute per project).
-POLL_MIN, POLL_MAX, POLL_FACTOR = 2.0, 30.0, 1.5
+# Polling: quick while something happens, backing off to POLL_MAX when idle.
+# Cloud Logging allows 60 entries.list reads a minute per project: one read
+# every 3 s is 20, so two followers (two terminals, a sweep) stay within it
+# with room for a second page or gcloud's own reads.
+POLL_MIN, POLL_MAX, POLL_FACTOR = 3.0, 30.0, 1.5
 # After the end, log ingestion lags: the log counts as complete after LATE_QUIET
 # quiet polls in a row, and, for a job that did not succeed, once its last
 # error line has arrived (waited for at most LATE_MAX seconds).
-LATE_QUIET, LATE_MAX = 3, 60.0
+LATE_QUIET, LATE_MAX = 2, 60.0
+# Cloud Logging may deliver an entry after newer ones; its entries.tail holds
+# entries back for a bufferWindow (60 s at most) to sort them. Each read here
+# asks again for this many seconds before the newest entry seen.
+LOG_WINDOW = 60.0
+# A job still waiting for a machine this long gets a line saying why that
+# usually is, and again at this interval.
+QUEUE_HINT_AFTER, QUEUE_HINT_EVERY = 300.0, 600.0
 
 ENDED = {"JOB_STATE_SUCCEEDED", "JOB_STATE_FAILED", "JOB_STATE_CANCELLED",
          "JOB_STATE_EXPIRED", "JOB_STATE_PARTIALLY_SUCCEEDED"}
@@ -289,19 +298,25 @@ class Jobs:
 
 
 class LogTail:
-    """The job's new log lines, oldest first, each returned once
-    (Cloud Logging v2 entries.list; Vertex logs under resource ml_job)."""
+    """The job's log lines, each returned once, as they arrive (Cloud
+    Logging v2 entries.list; Vertex logs under resource ml_job).
+
+    A line that arrives late, with a timestamp older than lines already
+    shown, is shown when it arrives: each read goes back LOG_WINDOW seconds
+    before the newest entry seen (the idea of entries.tail's bufferWindow),
+    and an entry already shown is known by its insertId."""
 
     def __init__(self, service, project, jid):
         self.entries = service.entries()
         self.project = project
         self.filter = f'resource.type="ml_job" AND resource.labels.job_id="{jid}"'
-        self.since = None
-        self.seen = set()
+        self.newest = None           # the newest entry's time
+        self.seen = {}               # insertId -> time, of the entries inside the window
         self.last_error = None       # the job's last error line: why it failed
 
     def fetch(self):
-        query = self.filter + (f' AND timestamp>="{self.since}"' if self.since else "")
+        since = self.newest - datetime.timedelta(seconds=LOG_WINDOW) if self.newest else None
+        query = self.filter + (f' AND timestamp>="{rfc3339(since)}"' if since else "")
         body = {"resourceNames": [f"projects/{self.project}"], "filter": query,
                 "orderBy": "timestamp asc", "pageSize": 1000}
         lines = []
@@ -311,15 +326,26 @@ class LogTail:
                 key = entry.get("insertId") or (entry.get("timestamp"), str(entry))
                 if key in self.seen:
                     continue
-                self.seen.add(key)
-                self.since = entry.get("timestamp") or self.since
+                when = parse_time(entry.get("timestamp"))
+                self.seen[key] = when
+                if when and (self.newest is None or when > self.newest):
+                    self.newest = when
                 text = entry_text(entry)
                 if _REASON.match(text.strip()):
                     self.last_error = text.strip()
                 lines.append(text)
             if not page.get("nextPageToken"):
-                return lines
+                break
             body = dict(body, pageToken=page["nextPageToken"])
+        if self.newest:          # what is older than the window is not read again
+            edge = self.newest - datetime.timedelta(seconds=LOG_WINDOW)
+            self.seen = {k: t for k, t in self.seen.items() if t is None or t >= edge}
+        return lines
+
+
+def rfc3339(when):
+    """An aware datetime as Cloud Logging's filters take it, in UTC."""
+    return when.astimezone(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def entry_text(entry):
@@ -329,11 +355,18 @@ def entry_text(entry):
     return str(payload.get("message", payload)).rstrip("\n")
 
 
-def follow(jobs, tail, name, say=print, sleep=time.sleep, warn=print):
+WAITING = {"JOB_STATE_QUEUED", "JOB_STATE_PENDING"}
+
+
+def follow(jobs, tail, name, say=print, sleep=time.sleep, warn=print,
+           clock=time.monotonic, waiting=None):
     """Poll job NAME until it ends, saying state changes and log lines as they
     come; returns the ended job. A log that cannot be read is warned about
-    once, and the job is followed by its state alone."""
+    once, and the job is followed by its state alone. A job still queued or
+    pending after QUEUE_HINT_AFTER seconds (by CLOCK) gets the line
+    WAITING(seconds) returns, and again every QUEUE_HINT_EVERY seconds."""
     state, delay = None, POLL_MIN
+    since, hint_at = None, None
     while True:
         job = jobs.get(name)
         lines = _fetch(tail, warn)
@@ -348,8 +381,37 @@ def follow(jobs, tail, name, say=print, sleep=time.sleep, warn=print):
             _late_lines(tail, state, say, sleep, warn)
             say(news)
             return job
+        if state in WAITING:
+            now = clock()
+            since = now if since is None else since
+            hint_at = now + QUEUE_HINT_AFTER if hint_at is None else hint_at
+            if waiting and now >= hint_at:
+                say(f"-- {_clock()} job {job_id(job)}: {waiting(now - since)}")
+                hint_at = now + QUEUE_HINT_EVERY
+        else:
+            since = hint_at = None
         delay = POLL_MIN if (changed or lines) else min(delay * POLL_FACTOR, POLL_MAX)
         sleep(delay)
+
+
+def waiting_hint(accelerator, spot, region, check, cancel):
+    """The line for a job still waiting for a machine: the usual causes, and
+    how to check each (CHECK: the --check command; CANCEL: gcloud's)."""
+    if accelerator:
+        gpu = f"{accelerator[1]} x {accelerator[0]}{' on Spot' if spot else ''}"
+        quota = (f"no GPU quota for {gpu} in {region} "
+                 f"({quota_metric(accelerator[0], spot).rsplit('/', 1)[-1]}: {check} "
+                 "reads it)")
+    else:
+        quota = f"no quota for its vCPUs in {region} ({check} reads the GPU quota only)"
+    capacity = ("no spare Spot capacity in the region right now" if spot else
+                "no capacity for this machine in the region right now")
+
+    def line(seconds):
+        return (f"still waiting for a machine after {minutes(seconds)}: usually {quota}, "
+                f"or {capacity}; it may wait for hours: Ctrl-C leaves it waiting, "
+                f"`{cancel}` ends it (another REGION, -g or -S may start sooner)")
+    return line
 
 
 def _late_lines(tail, state, say, sleep, warn):
