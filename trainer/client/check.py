@@ -4,8 +4,9 @@ check in one pass, one line each, OK or FIX with the command that fixes it,
 and NOTE for what cannot be seen from outside.
 
     lines = check.run(plan, spot=False)        # [Line]; --check exits 1 on a FIX
-    check.preflight(plan, spot, creds, project, storage)   # what every submit runs
-                                               # first: raises a UserError naming it
+    check.summary(lines)                       # 'all 8 checks OK ...' / '3 of 8 ...'
+    check.preflight(plan, spot, creds, project, storage, warn)   # what every submit
+                                               # runs first: a UserError naming the check
 
 The checks, in the order of docs/cloud.md's one-time set-up, each through
 Google's own API from the discovery documents google-api-python-client
