@@ -8,6 +8,7 @@ import re
 
 import httplib2
 import pytest
+from google_standin import service_disabled
 from googleapiclient.errors import HttpError
 from helpers import one_line_error
 
@@ -206,13 +207,21 @@ def test_user_credentials_bill_the_project_they_are_used_for(monkeypatch):
     assert project == "my-project" and creds.quota_project_id == "my-project"
 
 
-def test_a_403_for_a_disabled_api_names_the_quota_project_fix():
-    content = json.dumps({"error": {"code": 403, "status": "PERMISSION_DENIED", "message":
-                          "Vertex AI API has not been used in project 1234 before or it "
-                          "is disabled."}}).encode()
-    line = cloud.http_error_message(HttpError(httplib2.Response({"status": 403}), content))
+def test_a_403_for_a_disabled_api_names_the_api_and_the_quota_project_fix():
+    """Google's SERVICE_DISABLED answer (its ErrorInfo reason and metadata)
+    names the command that enables the API, and the quota-project fix; the
+    same words without the ErrorInfo are not taken for it."""
+    _, body = service_disabled("aiplatform.googleapis.com", "1234")
+    answer = HttpError(httplib2.Response({"status": 403}), json.dumps(body).encode())
+    line = cloud.http_error_message(answer)
+    assert line.startswith("HTTP 403 PERMISSION_DENIED SERVICE_DISABLED: Vertex AI API has "
+                           "not been used in project 1234")
+    assert "`gcloud services enable aiplatform.googleapis.com --project YOUR_PROJECT`" in line
+    assert "https://console.developers.google.com/apis/api/aiplatform.googleapis.com/" in line
     assert "gcloud auth application-default set-quota-project YOUR_PROJECT" in line
-    assert line.startswith("HTTP 403 PERMISSION_DENIED: Vertex AI API has not been used")
+    del body["error"]["details"]
+    words_only = HttpError(httplib2.Response({"status": 403}), json.dumps(body).encode())
+    assert "gcloud services enable" not in cloud.http_error_message(words_only)
 
 
 # -- checks before sending -------------------------------------------------------------
@@ -269,6 +278,31 @@ def test_a_pair_vertex_would_refuse_is_refused_here(car, wip, run, idle_vertex, 
     r = run("submit_cloud_train.sh", "-n", *flags, env=idle_vertex.env)
     assert r.returncode == 1 and says in one_line_error(r)
     assert idle_vertex.requests == []
+
+
+@pytest.mark.parametrize("flags,says", [
+    (["-g", "NVIDIA_TESLA_T4:3"], "-M n1-standard-8 -g NVIDIA_TESLA_T4:3: Vertex AI attaches "
+     "NVIDIA_TESLA_T4 in counts of 1, 2, 4 only: pass e.g. -g NVIDIA_TESLA_T4:2"),
+    (["-M", "n1-standard-16", "-g", "NVIDIA_TESLA_V100"], "-M n1-standard-16 -g "
+     "NVIDIA_TESLA_V100: Vertex AI gives 1 x NVIDIA_TESLA_V100 at most 8 vCPUs, and "
+     "n1-standard-16 has 16: pass -g NVIDIA_TESLA_V100:2, or a smaller machine such as "
+     "-M n1-standard-8"),
+    (["-g", "NVIDIA_TESLA_K80"], "-g NVIDIA_TESLA_K80: Vertex AI no longer offers "
+     "NVIDIA_TESLA_K80 (Nvidia Tesla K80 GPU has reached end of support, see "
+     "https://cloud.google.com/compute/docs/eol/k80-eol): use -g NVIDIA_TESLA_T4:1 instead"),
+    (["-M", "n1-standard-32"], "-M n1-standard-32: Vertex AI gives 1 x NVIDIA_TESLA_T4 at "
+     "most 16 vCPUs, and n1-standard-32 has 32: pass -g NVIDIA_TESLA_T4:2"),
+])
+def test_a_pair_vertex_refuses_at_create_is_refused_before_staging(car, run, gcs,
+                                                                   make_vertex, flags, says):
+    """Done-when 4: Vertex AI answers these with HTTP 400 when the job is
+    created, after the archive went up; here nothing is uploaded or asked."""
+    (car / "wip.tgz").write_bytes(b"an archive")
+    vx = make_vertex(gcs, run_jobs=False)
+    r = run("submit_cloud_train.sh", *flags, env=vx.env)
+    assert r.returncode == 1
+    assert one_line_error(r).startswith(f"submit_cloud_train.sh: {says}")
+    assert gcs.names() == [] and vx.requests == [] and vx.google.requests == []
 
 
 def test_the_dry_run_says_what_to_save_as_job_yaml(car, wip, run, idle_vertex):
