@@ -206,7 +206,8 @@ def test_unknown_model_type_lists_the_valid_ones(car, synth_tub, run):
     r = run("local_train.sh", "--type", "lineer")
     assert r.returncode == 1
     line = one_line_error(r)
-    assert "unknown model type lineer: use one of" in line
+    assert "--type lineer: DonkeyCar knows no such model type: did you mean linear? " \
+        "use one of" in line
     assert "linear" in line and "categorical" in line and "tflite_" not in line
     assert not (car / "models" / "pilot-wip.h5").exists()
 
@@ -271,7 +272,7 @@ ROWS = [
         r"\./models/pilot-wip\.h5 already exists: pass -f to replace the model, or -m "
         r"NAME to train another$"),
     Row("train:unknown-model-type", good_archive, ("local_train.sh", "--type", "nosuch"), 1,
-        r"unknown model type nosuch: use one of .*\blinear\b"),
+        r"--type nosuch: DonkeyCar knows no such model type: use one of .*\blinear\b"),
     Row("train:transfer-model-missing", good_archive,
         ("local_train.sh", "-T", "models/nothere.h5"), 1,
         r"transfer model models/nothere\.h5 not found: check the path$"),
