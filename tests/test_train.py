@@ -47,11 +47,8 @@ def trained_real(tmp_path_factory, car_template):
     car folder, data/ moved away, then trained from wip.tgz alone."""
     import subprocess
 
-    from helpers import ROOT, SCRIPTS, copy_real_tub, script_env
-    car = tmp_path_factory.mktemp("real") / "mycar"
-    shutil.copytree(car_template, car, symlinks=True)
-    for s in SCRIPTS:
-        os.symlink(os.path.join(ROOT, s), car / s)
+    from helpers import car_from_template, copy_real_tub, script_env
+    car = car_from_template(car_template, tmp_path_factory.mktemp("real") / "mycar")
     shutil.rmtree(car / "data")
     copy_real_tub(str(car / "data"))
     env = script_env()
