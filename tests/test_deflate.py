@@ -16,7 +16,6 @@ from hardening import (
     has_entries,
     interrupted,
     row_ids,
-    usage_rows,
 )
 from helpers import ROOT, one_line_error, tar_bytes, write_legacy_archive
 from untrusted import (
@@ -149,7 +148,6 @@ def extracting(ctx):
 
 
 ROWS = [
-    *usage_rows("deflate_tub_archive.sh"),
     Row("deflate:archive-missing", None, ("deflate_tub_archive.sh",), 1,
         r"archive wip\.tgz not found: make one with \./make_tub_archive\.sh, or pass "
         r"-a PATH$"),

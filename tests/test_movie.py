@@ -1,8 +1,8 @@
 """local_makemovie.sh: DonkeyCar's MakeMovie, salient map on by default; its
-hardening rows (tests/hardening.py) at the end."""
+trust rows (tests/hardening.py) at the end (its usage: test_scripts.py)."""
 import numpy as np
 import pytest
-from hardening import Row, row_ids, usage_rows
+from hardening import Row, row_ids
 from helpers import frames, one_line_error, save_model, write_synth_tub
 from untrusted import (
     UNSAFE_PATH,
@@ -84,16 +84,6 @@ def test_moviepy_2_is_refused_with_the_fix(movie_car, run, tmp_path):
     assert r.returncode == 1
     assert "moviepy 2.1.2 is installed but DonkeyCar's makemovie needs moviepy 1: " \
            "pip install 'moviepy<2'" in one_line_error(r)
-
-
-# -- hardening rows (tests/hardening.py) ---------------------------------------------
-
-ROWS = usage_rows("local_makemovie.sh")
-
-
-@pytest.mark.parametrize("row", ROWS, ids=row_ids(ROWS))
-def test_hardening(row, harden):
-    harden(row)
 
 
 # -- trust boundaries: what an archive, a tub, a config or a model someone

@@ -24,7 +24,6 @@ from hardening import (
     good_archive,
     gzip_archive,
     row_ids,
-    usage_rows,
 )
 from helpers import one_line_error
 from untrusted import archive_named
@@ -288,7 +287,6 @@ def cloud_with_dead_vertex(ctx):
 
 
 ROWS = [
-    *usage_rows("submit_cloud_train.sh"),
     Row("submit:no-REGION", cloud(gzip_archive), ("submit_cloud_train.sh",), 1,
         r"REGION is not set: export REGION=europe-west1$", env={"REGION": None}),
     Row("submit:no-TRAINER_IMAGE", cloud(gzip_archive), ("submit_cloud_train.sh",), 1,

@@ -19,7 +19,6 @@ from hardening import (
     has_entries,
     interrupted,
     row_ids,
-    usage_rows,
 )
 from helpers import one_line_error, write_legacy_archive, write_synth_tub
 from untrusted import (
@@ -255,7 +254,6 @@ def train_extracting(ctx):
 
 
 ROWS = [
-    *usage_rows("local_train.sh"),
     Row("train:archive-missing-outside-a-car-folder", elsewhere, ("local_train.sh",), 1,
         r"archive wip\.tgz not found here, and STEERING_BUCKET_NAME is not set to look in "
         r"gs://BUCKET/training/: check the name, or export "
