@@ -42,8 +42,9 @@ Rows that would train fail before training. Cases not built here, and why:
   network, which a test cannot take here; the rows use a dead port on
   127.0.0.1, which is refused at once. For Cloud Storage the bound is
   TRAINER_GCS_DEADLINE of retries plus the 10 s connect timeout
-  (trainer/gcs.py; the upload row retries for the gcs fixture's 30 s, the
-  download row for 3 s to keep the table short); the Vertex client has no
+  (trainer/gcs.py; the upload and download rows retry for 3 s to keep the
+  table short; test_storage.py checks that the default deadline answers
+  within 3 minutes); the Vertex client has no
   knob of its own: httplib2's 60 s socket timeout, and a job is created
   without retries (trainer/cloud.py, vertex.py).
 - The disk-full row needs `mount -t tmpfs` (root, or a container allowed to
