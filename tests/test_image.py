@@ -4,8 +4,9 @@ job inside it against the GCS emulator, and submit_cloud_train.sh through
 the Vertex stand-in running the training job in the image, as Vertex AI
 would.
 
-Without the image they skip with the fix (make image), except in CI, where
-they fail: CI builds the image first and must never skip them."""
+Each runs a job in a 6 GB image: make e2e. Without the image they skip with
+the fix (make image), except in CI, where they fail: CI builds the image
+first and must never skip them."""
 import hashlib
 import json
 import os
@@ -15,6 +16,8 @@ import subprocess
 import pytest
 from helpers import frames, save_model
 from vertex_standin import Containers
+
+pytestmark = pytest.mark.e2e
 
 IMAGE = "robocar-trainer:dk5.3"
 OUTPUTS = ("h5", "tflite", "onnx", "png", "pred.png", "json")
