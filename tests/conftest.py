@@ -71,8 +71,8 @@ def real_tub(car):
 def trained(tmp_path_factory, car_template):
     """The session's one local training, for the tests that read what came
     out (tests/trained.py): .models, .car, .result, .run_dir, ..."""
-    from trained import train
-    return train(tmp_path_factory.mktemp("trained"), car_template)
+    from trained import once, train
+    return once(tmp_path_factory, "trained", lambda folder: train(folder, car_template))
 
 
 @pytest.fixture(scope="session")
@@ -80,9 +80,9 @@ def cloud_trained(tmp_path_factory, car_template, gcs_emulator):
     """The session's one `submit_cloud_train.sh -g none -w` (tests/trained.py):
     .car, .result, .vertex, .bucket."""
     from fixtures_gcs import empty_bucket
-    from trained import cloud_train
-    return cloud_train(tmp_path_factory.mktemp("cloud"), car_template,
-                       empty_bucket(gcs_emulator))
+    from trained import cloud_train, once
+    return once(tmp_path_factory, "cloud", lambda folder: cloud_train(
+        folder, car_template, empty_bucket(gcs_emulator)))
 
 
 @pytest.fixture(scope="session")

@@ -18,11 +18,14 @@ came out (conftest.py's session fixtures `trained` and `cloud_trained`):
         trained.result.stdout               # local_train.sh's log
         cloud_trained.bucket.names("models/")
 """
+import fcntl
 import os
+import pickle
 import shutil
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
+from types import SimpleNamespace
 
 from helpers import ROOT, car_from_template, script_env, wandb_env, write_synth_tub
 
@@ -42,6 +45,25 @@ class Trained:
     @property
     def models(self):
         return self.car / "models"
+
+
+def once(tmp_path_factory, name, make):
+    """make(folder): once per test run, also when pytest-xdist splits it
+    between processes: the first to ask makes it in a new folder, the others
+    wait for it and read what it made (pickled beside it)."""
+    root = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):       # the workers' common folder
+        root = root.parent
+    with open(root / f"{name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        made = root / f"{name}.pickle"
+        if made.exists():
+            return pickle.loads(made.read_bytes())
+        folder = root / name
+        folder.mkdir()
+        value = make(folder)
+        made.write_bytes(pickle.dumps(value))
+        return value
 
 
 def _run(cmd, cwd, env, timeout=1200):
@@ -95,7 +117,7 @@ class Bucket:
 class CloudTrained:
     car: Path               # the car folder it ran from: wip.tgz, models/ brought home
     result: object          # submit_cloud_train.sh's CompletedProcess
-    vertex: object          # the stand-in (closed): .requests, .jobs
+    vertex: object          # what the stand-in saw: .requests, .jobs, .restarts
     bucket: Bucket          # the bucket after the run
 
 
@@ -113,4 +135,5 @@ def cloud_train(base, car_template, gcs):
         r = subprocess.run(["./submit_cloud_train.sh", "-g", "none", "-w"], cwd=car, env=env,
                            capture_output=True, text=True, timeout=900)
     assert r.returncode == 0, r.stdout[-4000:] + r.stderr[-4000:]
-    return CloudTrained(car, r, vertex, Bucket(gcs))
+    seen = SimpleNamespace(requests=vertex.requests, jobs=vertex.jobs, restarts=vertex.restarts)
+    return CloudTrained(car, r, seen, Bucket(gcs))
