@@ -63,8 +63,11 @@ image:
 demo: install
 	TRAINER_PYTHON=$(abspath $(PY)) bash lib/demo.sh demo-car
 
+# The fast suite on every core (at most 4: each process may train), with
+# pytest-xdist from the test extra; what the session trains once is shared
+# between the processes (tests/trained.py).
 test: install browser
-	$(PY) -m pytest -q -m "not e2e" tests
+	$(PY) -m pytest -q -n auto --maxprocesses 4 -m "not e2e" tests
 
 e2e: install browser
 	$(PY) -m pytest -q -m e2e tests

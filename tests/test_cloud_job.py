@@ -2,6 +2,7 @@
 submit that checks what it can before a machine is paid for. The jobs run on
 the Vertex stand-in (tests/vertex_standin.py) with this machine's Python,
 which has no GPU: the one thing here that cannot be real."""
+import gzip
 import hashlib
 import json
 import re
@@ -42,12 +43,12 @@ def machine(body):
 
 # -- GPU truth -------------------------------------------------------------------
 
-def test_a_gpu_job_without_a_gpu_fails_before_it_fetches_anything(car, synth_tub, run,
-                                                                  vertex):
+def test_a_gpu_job_without_a_gpu_fails_before_it_fetches_anything(car, run, vertex):
     """Done-when 2: sent with the default T4 to a machine with no GPU (the
     stand-in), the job stops at its first step with the GPU line, and -w
-    exits 1 naming it."""
-    assert run("make_tub_archive.sh").returncode == 0
+    exits 1 naming it. The archive is a stand-in: read, it would fail as
+    damaged."""
+    (car / "wip.tgz").write_bytes(gzip.compress(b"an archive, as far as gzip goes"))
     r = run("submit_cloud_train.sh", "-w", env=vertex.env, timeout=600)
     assert r.returncode == 1
     line = one_line_error(r)
@@ -58,12 +59,11 @@ def test_a_gpu_job_without_a_gpu_fails_before_it_fetches_anything(car, synth_tub
     assert {"name": "TRAINER_ACCELERATOR", "value": "NVIDIA_TESLA_T4:1"} in env["env"]
 
 
-def test_a_cpu_job_says_so_and_records_its_speed(car, synth_tub, run, vertex, gcs):
+def test_a_cpu_job_says_so_and_records_its_speed(cloud_trained):
     """-g none trains on the CPU: the log says what TensorFlow sees, and the
-    card names the device and the frames per second."""
-    assert run("make_tub_archive.sh").returncode == 0
-    r = run("submit_cloud_train.sh", "-g", "none", "-w", env=vertex.env, timeout=600)
-    assert r.returncode == 0, r.stderr[-3000:]
+    card names the device and the frames per second. (The session's cloud
+    run, tests/trained.py.)"""
+    car, r, vertex = cloud_trained.car, cloud_trained.result, cloud_trained.vertex
     assert "TensorFlow sees no GPU: training on the CPU" in r.stdout
     card = json.loads((car / "models" / "pilot-wip.json").read_text())
     assert card["device"] == {"gpus": [], "kind": "CPU"}
@@ -75,15 +75,13 @@ def test_a_cpu_job_says_so_and_records_its_speed(car, synth_tub, run, vertex, gc
 
 # -- restarts ----------------------------------------------------------------------
 
-def test_a_worker_restarted_after_publishing_leaves_one_complete_set(car, synth_tub, run,
-                                                                     vertex, gcs):
+def test_a_worker_restarted_after_publishing_leaves_one_complete_set(cloud_trained):
     """Done-when 3: Vertex AI starts the worker again after it published (a
     maintenance event, a preemption): the restart finds the card of its own
-    job, stops at once, and the job succeeds with the first attempt's set."""
-    vertex.restarts = 1
-    assert run("make_tub_archive.sh").returncode == 0
-    r = run("submit_cloud_train.sh", "-g", "none", "-w", env=vertex.env, timeout=900)
-    assert r.returncode == 0, r.stderr[-3000:]
+    job, stops at once, and the job succeeds with the first attempt's set.
+    (The session's cloud run, restarted once: tests/trained.py.)"""
+    r, gcs = cloud_trained.result, cloud_trained.bucket
+    assert cloud_trained.vertex.restarts == 1
     jid = re.search(r"created Vertex AI job (\d+) ", r.stdout).group(1)
     assert (f"gs://robocar-test/models/pilot-wip.json was published by an earlier "
             f"attempt of job {jid}: the model is complete, nothing left to do") in r.stdout
@@ -355,13 +353,12 @@ def test_a_succeeded_job_stops_reading_when_the_log_is_quiet():
     assert len(polls) == vertex.LATE_QUIET
 
 
-def test_a_training_log_is_one_line_an_epoch_and_no_converter_chatter(car, synth_tub, run):
+def test_a_training_log_is_one_line_an_epoch_and_no_converter_chatter(trained):
     """Piped to a file (as in the cloud), DonkeyCar's VERBOSE_TRAIN is 2: no
     progress-bar backspaces; the TFLite converter's summary, XNNPACK's notice
-    and the job's temporary paths stay out."""
-    assert run("make_tub_archive.sh").returncode == 0
-    r = run("local_train.sh", "-c", "MAX_EPOCHS=2")
-    assert r.returncode == 0, r.stderr[-3000:]
+    and the job's temporary paths stay out. (The session's training,
+    `local_train.sh -c MAX_EPOCHS=2`, W&B's lines included: tests/trained.py.)"""
+    r = trained.result
     both = r.stdout + r.stderr
     for noise in ("\x08", "Non-Converted Ops", "XNNPACK", "/tmp/robocar-train-",
                   "considered legacy"):

@@ -1,12 +1,13 @@
 """The cloud jobs' image, run on this machine: `make image` builds
-robocar-trainer:dk5.3 from the Dockerfile, and these tests run the training
-and movie jobs inside it against the GCS emulator, then submit_cloud_train.sh
-through the Vertex stand-in running the image, as Vertex AI would. A stub
-NVIDIA driver, mounted where Vertex AI mounts the real one, shows that
-TensorFlow in the image finds it (no GPU is needed for that).
+robocar-trainer:dk5.3 from the Dockerfile, and these tests run the movie
+job inside it against the GCS emulator, and submit_cloud_train.sh through
+the Vertex stand-in running the training job in the image, as Vertex AI
+would. A stub NVIDIA driver, mounted where Vertex AI mounts the real one,
+shows that TensorFlow in the image finds it (no GPU is needed for that).
 
-Without the image they skip with the fix (make image), except in CI, where
-they fail: CI builds the image first and must never skip them."""
+Each runs a job in a 6 GB image: make e2e. Without the image they skip with
+the fix (make image), except in CI, where they fail: CI builds the image
+first and must never skip them."""
 import hashlib
 import json
 import os
@@ -17,6 +18,8 @@ import subprocess
 import pytest
 from helpers import frames, save_model
 from vertex_standin import Containers
+
+pytestmark = pytest.mark.e2e
 
 IMAGE = "robocar-trainer:dk5.3"
 OUTPUTS = ("h5", "tflite", "onnx", "png", "pred.png", "json")
@@ -128,31 +131,7 @@ def in_image(images, gcs, *argv):
 def archive_in_bucket(car, run, gcs):
     r = run("make_tub_archive.sh")
     assert r.returncode == 0, r.stderr
-    data = (car / "wip.tgz").read_bytes()
-    gcs.put("training/wip.tgz", data)
-    return data
-
-
-def test_the_training_job_runs_in_the_image_from_the_bucket_to_the_bucket(
-        car, synth_tub, run, gcs, images, image_python):
-    archive = archive_in_bucket(car, run, gcs)
-    r = in_image(images, gcs, "python", "-m", "trainer.task", "--archive", ARCHIVE,
-                 "--output", "gs://robocar-test/models")
-    assert r.returncode == 0, r.stdout[-4000:] + r.stderr[-4000:]
-    assert "model pilot-wip: best val_loss" in r.stdout
-
-    assert {f"models/pilot-wip.{ext}" for ext in OUTPUTS} <= set(gcs.names("models/"))
-    card = json.loads(gcs.read("models/pilot-wip.json"))
-    for name, entry in card["files"].items():          # the card names what is there
-        assert sha256(gcs.read(f"models/{name}")) == entry["sha256"], name
-    # trained from the bucket's archive, by the image's DonkeyCar 5.3 and Python
-    assert [(a["uri"], a["sha256"]) for a in card["archives"]] == [(ARCHIVE,
-                                                                     sha256(archive))]
-    assert card["records"]["live"] == 200
-    versions = card["versions"]
-    assert versions["donkeycar_generation"] == "5.3"
-    assert versions["donkeycar"].startswith("5.3.")
-    assert versions["python"] == image_python
+    gcs.put("training/wip.tgz", (car / "wip.tgz").read_bytes())
 
 
 def test_the_movie_job_runs_in_the_image_from_the_bucket_to_the_bucket(
@@ -179,9 +158,11 @@ def test_the_movie_job_runs_in_the_image_from_the_bucket_to_the_bucket(
 def test_submit_runs_the_job_in_the_image_and_brings_the_models_home(
         car, synth_tub, run, gcs, make_vertex, images, image_python):
     """submit_cloud_train.sh -g none -w, with the Vertex stand-in running the
-    job's command inside the image its body names (dk5.3), as Vertex AI does."""
+    job's command (python -m trainer.task, from the bucket to the bucket)
+    inside the image its body names (dk5.3), as Vertex AI does."""
     r = run("make_tub_archive.sh")
     assert r.returncode == 0, r.stderr
+    archive = (car / "wip.tgz").read_bytes()
     vertex = make_vertex(gcs, images=images)
     r = run("submit_cloud_train.sh", "-g", "none", "-w", env=vertex.env, timeout=900)
     assert r.returncode == 0, r.stdout[-4000:] + r.stderr[-4000:]
@@ -197,8 +178,15 @@ def test_submit_runs_the_job_in_the_image_and_brings_the_models_home(
         local = car / "models" / f"pilot-wip.{ext}"
         assert hashlib.md5(local.read_bytes()).hexdigest() == \
             gcs.md5(f"models/pilot-wip.{ext}"), local
+    assert {f"models/pilot-wip.{ext}" for ext in OUTPUTS} <= set(gcs.names("models/"))
     card = json.loads((car / "models" / "pilot-wip.json").read_text())
+    for name, entry in card["files"].items():          # the card names what is there
+        assert sha256(gcs.read(f"models/{name}")) == entry["sha256"], name
     assert card["job_id"] == jid
-    assert card["archives"][0]["uri"] == ARCHIVE
+    # trained from the bucket's archive, by the image's DonkeyCar 5.3 and Python
+    assert [(a["uri"], a["sha256"]) for a in card["archives"]] == [(ARCHIVE,
+                                                                     sha256(archive))]
+    assert card["records"]["live"] == 200
     assert card["versions"]["donkeycar_generation"] == "5.3"
+    assert card["versions"]["donkeycar"].startswith("5.3.")
     assert card["versions"]["python"] == image_python

@@ -24,7 +24,6 @@ from hardening import (
     good_archive,
     gzip_archive,
     row_ids,
-    usage_rows,
 )
 from helpers import one_line_error
 from untrusted import archive_named
@@ -42,18 +41,15 @@ def job_id(stdout):
     return re.search(r"created Vertex AI job (\d+) ", stdout).group(1)
 
 
-def test_wait_trains_from_the_bucket_and_brings_the_models_home(car, synth_tub, run,
-                                                                  vertex, gcs):
+def test_wait_trains_from_the_bucket_and_brings_the_models_home(cloud_trained):
     """Done-when 2: -w uploads the archive, the job trains from the bucket, the
     model files land in the bucket and in ./models, the car's DonkeyCar loads
     them, and the card holds the job id. An early log line that Cloud Logging
     delivers only after the job ended (with its own, older timestamp) is
-    shown all the same, after the lines that overtook it."""
-    r = run("make_tub_archive.sh")
-    assert r.returncode == 0, r.stderr
-    vertex.late = {r"^TensorFlow sees ": 2.0}
-    r = run("submit_cloud_train.sh", "-g", "none", "-w", env=vertex.env, timeout=600)
-    assert r.returncode == 0, r.stdout[-4000:] + r.stderr[-4000:]
+    shown all the same, after the lines that overtook it. (The session's
+    cloud run, which test_cloud_job.py reads too: tests/trained.py.)"""
+    car, r = cloud_trained.car, cloud_trained.result
+    vertex, gcs = cloud_trained.vertex, cloud_trained.bucket
     out = r.stdout
     late = out.index("TensorFlow sees no GPU: training on the CPU")
     assert out.index("model pilot-wip: best val_loss") < late < out.index(": succeeded")
@@ -299,7 +295,6 @@ def cloud_with_dead_google(ctx):
 
 
 ROWS = [
-    *usage_rows("submit_cloud_train.sh"),
     Row("submit:no-REGION", cloud(gzip_archive), ("submit_cloud_train.sh",), 1,
         r"REGION is not set: export REGION=europe-west1$", env={"REGION": None}),
     Row("submit:no-TRAINER_IMAGE", cloud(gzip_archive), ("submit_cloud_train.sh",), 1,
