@@ -11,6 +11,7 @@ import httplib2
 import pytest
 from google_standin import service_disabled
 from googleapiclient.errors import HttpError
+from trained import EPOCHS
 from helpers import one_line_error
 
 from trainer.client import vertex
@@ -357,13 +358,13 @@ def test_a_training_log_is_one_line_an_epoch_and_no_converter_chatter(trained):
     """Piped to a file (as in the cloud), DonkeyCar's VERBOSE_TRAIN is 2: no
     progress-bar backspaces; the TFLite converter's summary, XNNPACK's notice
     and the job's temporary paths stay out. (The session's training,
-    `local_train.sh -c MAX_EPOCHS=2`, W&B's lines included: tests/trained.py.)"""
+    `local_train.sh -c MAX_EPOCHS=4`, W&B's lines included: tests/trained.py.)"""
     r = trained.result
     both = r.stdout + r.stderr
     for noise in ("\x08", "Non-Converted Ops", "XNNPACK", "/tmp/robocar-train-",
                   "considered legacy"):
         assert noise not in both, noise
-    assert re.search(r"^Epoch 2/2$", r.stdout, re.M)
+    assert re.search(rf"^Epoch {EPOCHS}/{EPOCHS}$", r.stdout, re.M)
     assert max(len(line) for line in both.splitlines()) < 400
     assert r.stdout.splitlines()[-1].startswith(
         "to drive it: python manage.py drive --model models/pilot-wip.tflite --type "

@@ -3,7 +3,7 @@ val_loss per epoch, the archive as a `dataset` artifact (a reference, never a
 copy), the model files and card as a `model` artifact, and a card naming the
 run. W&B runs offline here (WANDB_MODE=offline), into temporary folders; the
 run read is the session's training (tests/trained.py: `local_train.sh -c
-MAX_EPOCHS=2` with WANDB_PROJECT=p)."""
+MAX_EPOCHS=4` with WANDB_PROJECT=p)."""
 import base64
 import gzip
 import hashlib
@@ -16,6 +16,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 from discovery_schema import check
+from trained import EPOCHS
 from helpers import ROOT, one_line_error, script_env, wandb_env
 
 from trainer.core.bucket import OUTPUTS
@@ -93,9 +94,9 @@ def test_the_run_has_the_config_and_val_loss_for_every_epoch(trained):
     [run] = of_kind(records, "run")
     assert run.project == "p" and run.display_name == "pilot-wip"
     card = json.loads((car / "models" / "pilot-wip.json").read_text())
-    assert card["epochs"] == 2
+    assert card["epochs"] == EPOCHS
     history = sorted((h.step.num, items(h.item)) for h in of_kind(records, "history"))
-    assert [step for step, _ in history] == [0, 1]
+    assert [step for step, _ in history] == list(range(EPOCHS))
     for step, row in history:
         assert row["epoch"] == step + 1
         assert row["val_loss"] == pytest.approx(card["history"]["val_loss"][step])
@@ -103,7 +104,7 @@ def test_the_run_has_the_config_and_val_loss_for_every_epoch(trained):
     config = {}
     for c in of_kind(records, "config"):
         config.update(items(c.update))
-    assert config["MAX_EPOCHS"] == 2 and config["model_type"] == "linear"
+    assert config["MAX_EPOCHS"] == EPOCHS and config["model_type"] == "linear"
     summary = {}
     for s in of_kind(records, "summary"):
         summary.update(items(s.update))
