@@ -249,3 +249,39 @@ def test_a_local_sweep_runs_one_after_the_other_and_a_failed_run_stops_nothing(
         f"local_train.sh: 1 of 2 runs failed (run 2, {bad}: training saved no model: no "
         "epoch ran or improved val_loss (MAX_EPOCHS=0): give MAX_EPOCHS of 1 or more, and "
         f"check the tub's labels); the other run is compared in {sweep}.html")
+
+
+def test_ctrl_c_leaves_the_jobs_sent_running_and_sends_no_more(car, gcs, make_vertex):
+    """Ctrl-C while two of three jobs wait for a machine: exit 130, both keep
+    running (each one's cancel command printed), the third is never sent."""
+    import signal
+    import subprocess
+
+    from hardening import Lines, ctrl_c_as_in_a_terminal
+
+    (car / "wip.tgz").write_bytes(gzip.compress(b"an archive"))
+    vx = make_vertex(gcs, run_jobs=False)                   # the jobs stay pending
+    proc = subprocess.Popen([str(car / "submit_cloud_sweep.sh"), "--type",
+                             "linear,categorical,memory", "-g", "none"], cwd=car,
+                            env=vx.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, preexec_fn=ctrl_c_as_in_a_terminal)
+    out, err = Lines(proc.stdout), Lines(proc.stderr)
+    try:
+        out.wait(r"^created Vertex AI job \d+ for run 2 ", proc, timeout=120)
+        os.killpg(proc.pid, signal.SIGINT)
+        proc.wait(60)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    out, err = out.rest(), err.rest()
+    assert proc.returncode == 130, out + err
+    assert "Traceback" not in err
+    assert len(vx.jobs) == 2
+    assert {j["state"] for j in vx.jobs.values()} == {"JOB_STATE_PENDING"}
+    for jid in vx.jobs:
+        assert f"gcloud ai custom-jobs cancel {jid} --region=europe-west1" in err
+    sweep = re.search(r"sweep (sw\S+):", out).group(1)
+    assert f"not sent: pilot-wip-{sweep}-memory" in err
+    assert (f"when they have succeeded: ./compare_models.sh pilot-wip-{sweep}-linear "
+            f"pilot-wip-{sweep}-categorical") in err
