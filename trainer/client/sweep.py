@@ -257,7 +257,7 @@ def follow(jobs, log, tracked, bodies, parallel, say, note, sleep):
                 t.created, t.state, t.news = job, job.get("state"), True
         for jid, text in _lines(log, [t.jid for t in active + lingering], note):
             t = next((t for t in active + lingering if t.jid == jid), None)
-            if t is not None and text.strip():
+            if t is not None and any(c.isalnum() for c in text):  # not a ____ rule
                 t.last, t.news = text.strip(), True
                 if vertex._REASON.match(t.last):
                     t.reason = t.last
