@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Summary: train an autopilot from a tub archive on this machine
-# Usage: local_train.sh [-a ARCHIVE] [-m NAME] [--type TYPE] [-T TRANSFER] [-o OUT] [-c KEY=VALUE]... [-E ARCHIVE] [-f] [--trust-model-code]
+# Usage: local_train.sh [-a ARCHIVE] [-m NAME] [--type TYPE] [-T TRANSFER] [-o OUT] [-c KEY=VALUE]... [--sweep KEY=V1,V2]... [-E ARCHIVE] [-f] [--trust-model-code]
 #
 # Runs the very job a cloud run runs (python -m trainer.task): unpacks the
 # archive into a temporary car folder, trains with DonkeyCar's own training
@@ -27,15 +27,26 @@
 # it moves on to the next free name (pilot-wip-2, ...) and says which. A name
 # you give with -m is never replaced without -f.
 #
+# A sweep here: --type A,B,C and --sweep KEY=V1,V2 (each value a number or a
+# word) train one model per combination, one after the other, each exactly
+# as above with its own card, named NAME-SWEEP-TYPE-KEYVALUE (SWEEP: sw and
+# the UTC time, also in each card and W&B group); then compare_models.sh's
+# report of those that finished (SWEEP.html here) names the best. A run that
+# fails does not stop the others; the sweep then exits 1.
+# submit_cloud_sweep.sh sends the same sweep to Vertex AI at once.
+#
 #   -a, --archive ARCHIVE    archive path or name (default: the newest of wip.tgz,
 #                            wip-2.tgz, ... here, else in the bucket)
 #   -m, --model-name NAME    model name (default: pilot-STEM, STEM from the archive name,
 #                            or the next free pilot-STEM-N)
-#   --type TYPE              DonkeyCar model type (default: the config's DEFAULT_MODEL_TYPE)
+#   --type TYPE              DonkeyCar model type, or A,B,C for a sweep (default: the
+#                            config's DEFAULT_MODEL_TYPE)
 #   -T, --transfer TRANSFER  start from this .h5 model's weights
 #   -o, --output OUT         where the model files go (default: ./models)
 #   -c, --set KEY=VALUE      a config value on top of myconfig.py, e.g. -c MAX_EPOCHS=20;
 #                            repeatable; KEY must be one the config has
+#   --sweep KEY=V1,V2        a sweep: one run per value (times each --type); repeatable
+#                            (default: one run); a list-valued key takes -c instead
 #   -E, --eval-archive ARCHIVE  judge the model on every frame of this archive (e.g.
 #                            today's new laps), and train on every record of -a
 #                            (default: the last tenth of each tub, held out of training)

@@ -8,8 +8,9 @@ from pathlib import Path
 import pytest
 from helpers import ROOT, SCRIPTS, script_env
 
-from trainer.client import cli
+from trainer.client import cli, sweep
 from trainer.core import flags
+from trainer.job import compare
 
 # What each script hands its flags to (its last line says the same; checked below).
 PARSERS = {
@@ -24,6 +25,8 @@ PARSERS = {
     "submit_cloud_makemovie.sh": ("rt_python_cli submit-movie",
                                   lambda: cli.verbs()["submit-movie"]),
     "build_image.sh": ("rt_python_cli image", lambda: cli.verbs()["image"]),
+    "compare_models.sh": ("rt_python_module trainer.job.compare", compare.parser),
+    "submit_cloud_sweep.sh": ("rt_python_module trainer.client.sweep", sweep.parser),
 }
 HOME = Path(ROOT)
 OPTION_LINE = re.compile(r"^#   (-\w, )?(--[\w-]+)?(?: (\S+))?\s{2,}")

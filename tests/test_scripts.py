@@ -57,8 +57,11 @@ def test_help_is_the_header_through_a_symlink(script, tmp_path, car):
 @pytest.mark.parametrize("script", SCRIPTS)
 def test_usage_errors_are_one_line_the_usage_and_exit_2(script, tmp_path, car):
     flag = value_flag(script)
+    usage = header(script).split("\n")[1]
     for args, says in ((["-Z"], "unknown flag -Z"), (["extra"], "unexpected argument.*"),
                        ([f"-{flag}"], f"-{flag} needs a value")):
+        if args == ["extra"] and re.match(rf"Usage: {re.escape(script)} [A-Z]", usage):
+            continue                # its operands (compare_models.sh NAME...) take words
         r = run_in(tmp_path, car / script, *args, cwd=car)
         assert r.returncode == 2, (script, args, r.stderr)
         lines = [ln for ln in r.stderr.splitlines() if ln.strip()]

@@ -224,7 +224,8 @@ def test_cloud_job_gets_the_wandb_settings_but_never_the_key(car, run, idle_vert
     if secret:          # named in the user's project: in the job, the default is Google's
         wandb["WANDB_API_KEY_SECRET"] = f"projects/{idle_vertex.env['GOOGLE_CLOUD_PROJECT']}" \
             f"/secrets/{secret}"
-    assert {e["name"]: e["value"] for e in env} == {"PYTHONUNBUFFERED": "1", **wandb}
+    assert {e["name"]: e["value"] for e in env} == {"PYTHONUNBUFFERED": "1", **wandb,
+                                                    "TRAINER_MACHINE": "n1-standard-8"}
     assert KEY not in r.stdout + r.stderr and "WANDB_API_KEY\"" not in r.stdout
     assert idle_vertex.requests == []
 

@@ -131,8 +131,10 @@ def test_every_job_the_script_makes_is_a_valid_custom_job(car, run, idle_vertex,
     # key never does. The GPU the job was sent with, for its own check.
     wandb = dict(WANDB, WANDB_API_KEY_SECRET=f"projects/{PROJECT}/secrets/wandb-api-key")
     gpu = {"TRAINER_ACCELERATOR": "{}:{}".format(*expected)} if expected else {}
+    # The machine (and Spot) too, for the card's cost (core/prices.py).
     assert {e["name"]: e["value"] for e in container["env"]} == {
-        "PYTHONUNBUFFERED": "1", **gpu, **(wandb if transfer else {})}
+        "PYTHONUNBUFFERED": "1", **gpu, **(wandb if transfer else {}),
+        "TRAINER_MACHINE": machine_type, **({"TRAINER_SPOT": "1"} if spot else {})}
     assert WANDB_KEY not in json.dumps(body) + notes
     task = train_args(container["args"])            # the job's own parser takes them
     assert task.archive == [f"gs://{BUCKET}/training/wip.tgz"]

@@ -66,6 +66,9 @@ class VertexStandin:
         # job's state is its last attempt's.
         self.restarts = 0
         self.pending_seconds = pending_seconds   # "waiting for a machine"
+        # A test's job made to fail: fail(body) true -> its worker dies at start,
+        # as a crashed container does (its last log line says so).
+        self.fail = None
         self.jobs, self.logs, self.requests = {}, [], []
         self.lock = threading.Lock()
         self.procs = {}
@@ -159,11 +162,12 @@ class VertexStandin:
         if errors:
             return 400, _error(400, "INVALID_ARGUMENT", "; ".join(errors))
         query = body.get("filter", "")
-        jid = re.search(r'resource\.labels\.job_id="(\d+)"', query)
+        # One job, or several OR-ed (a sweep follows all its jobs in one call).
+        jids = set(re.findall(r'resource\.labels\.job_id="(\d+)"', query))
         since = re.search(r'timestamp(>=?)"([^"]+)"', query)
         with self.lock:
             entries = [e for e in self.logs
-                       if (not jid or e["resource"]["labels"]["job_id"] == jid.group(1))
+                       if (not jids or e["resource"]["labels"]["job_id"] in jids)
                        and (not since or (e["timestamp"] >= since.group(2)
                                           if since.group(1) == ">=" else
                                           e["timestamp"] > since.group(2)))]
@@ -202,6 +206,9 @@ class VertexStandin:
                                   AIP_CHECKPOINT_DIR=base + "checkpoints/",
                                   AIP_TENSORBOARD_LOG_DIR=base + "logs/")
             vertex_env.update({e["name"]: e["value"] for e in container.get("env", [])})
+            if self.fail and self.fail(job):
+                command = ["python", "-c", "import sys; sys.exit('RuntimeError: this "
+                           "worker was made to fail by the test')"]
             if self.images:
                 command = self.images.run_command(
                     self.images.local(container["imageUri"]), command, vertex_env,

@@ -309,11 +309,7 @@ class Checks:
         gpu, count = accelerator
         metric = vertex.quota_metric(gpu, self.spot)
         what = f"GPU quota in {self.plan.region}"
-        usage = self.service("serviceusage", "v1beta1")
-        name = (f"projects/{self.project}/services/aiplatform.googleapis.com/"
-                f"consumerQuotaMetrics/{quote(metric, safe='')}")
-        answer, error = self.ask(what, usage.services().consumerQuotaMetrics().get(
-            name=name, view="BASIC"))
+        answer, error = self.quota_read(metric, what)
         if error:
             return [self.refusal(what, error)]
         limit = region_limit(answer, self.plan.region)
@@ -326,6 +322,14 @@ class Checks:
         return [Line("FIX", what, f"{limit or 0} x {kind} allowed ({short}), the job takes "
                                   f"{count}: ask for {count} in {self.plan.region} at {page} "
                                   "(or -g none, or another -g or REGION)")]
+
+    def quota_read(self, metric, what):
+        """(Service Usage's ConsumerQuotaMetric of METRIC, or None; the error)."""
+        usage = self.service("serviceusage", "v1beta1")
+        name = (f"projects/{self.project}/services/aiplatform.googleapis.com/"
+                f"consumerQuotaMetrics/{quote(metric, safe='')}")
+        return self.ask(what, usage.services().consumerQuotaMetrics().get(
+            name=name, view="BASIC"))
 
     def secret(self):
         try:
@@ -395,6 +399,18 @@ def artifact(image):
     project, repository, package = parts[0], parts[1], "/".join(parts[2:])
     return (f"projects/{project}/locations/{location}/repositories/{repository}/"
             f"packages/{quote(package, safe='')}/tags/{tag}")
+
+
+def gpus_allowed(plan, spot, creds, project):
+    """How many of PLAN's GPUs the project's Vertex AI quota allows in its
+    region at once (-1: no limit), or None when there is no GPU or the
+    quota cannot be read (the sweep's default --parallel)."""
+    if not plan.accelerator:
+        return None
+    checks = Checks(plan, spot, creds, project)
+    answer, error = checks.quota_read(vertex.quota_metric(plan.accelerator[0], spot),
+                                      "GPU quota")
+    return None if error else region_limit(answer, plan.region)
 
 
 def region_limit(metric, region):

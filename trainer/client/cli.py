@@ -168,7 +168,7 @@ def _build():
                    "here)")
     p.add_argument(car_check.POOR_FLAG, action="store_true",
                    help="check a model judged no better than a constant guess")
-    p = verb("submit", cmd_submit, [flags.train_parser(add_help=False)],
+    p = verb("submit", cmd_submit, [flags.train_parser(add_help=False, sweep=False)],
              help="train on Vertex AI (submit_cloud_train.sh)")
     p.hints = flags.train_parser().hints
     cloud_flags(p, "then download the models")

@@ -12,7 +12,7 @@ import os
 import shlex
 from dataclasses import dataclass
 
-from trainer.core import bucket, flags, generations
+from trainer.core import bucket, flags, generations, sweeps
 from trainer.core.errors import UserError
 from trainer.core.names import plain_name
 from trainer.core.storage import human, join, parse_uri
@@ -65,6 +65,9 @@ class Train:
 
     def prepare(self, bucket_name):
         """Check the flags that need no I/O; fix the output."""
+        if sweeps.is_sweep(self.args):
+            raise UserError(f"--type {self.args.type}: this script sends one training job: "
+                            "for several, use submit_cloud_sweep.sh --type A,B,C")
         args = flags.settle_train(self.args)
         if len(args.archive or []) > 1:
             raise UserError("a cloud job trains on one archive: pack the tubs into one "

@@ -191,6 +191,9 @@ def job_body(job, plan, inputs, project):
     env = job.container_env(project)
     if plan.accelerator:
         env["TRAINER_ACCELERATOR"] = "{}:{}".format(*plan.accelerator)
+    env["TRAINER_MACHINE"] = plan.machine       # the card's cost (core/prices.py)
+    if job.args.spot:
+        env["TRAINER_SPOT"] = "1"
     return vertex.job_body(display_name=plan.display, image=plan.image,
                            module=job.module, args=job.argv(inputs),
                            machine=plan.machine, accelerator=plan.accelerator,

@@ -8,7 +8,7 @@ scripts run on a car whose light install has no TensorFlow.
 """
 import os
 
-from trainer.core import bucket, modeltypes
+from trainer.core import bucket, modeltypes, sweeps
 from trainer.core.config import parse_overrides
 from trainer.core.errors import ArgumentParser, UserError
 from trainer.core.names import is_plain, next_free, plain_name
@@ -22,9 +22,10 @@ MOVIE = ".mp4"
 TRUST_FLAG = "--trust-model-code"
 
 
-def train_parser(add_help=True):
+def train_parser(add_help=True, sweep=True):
     """local_train.sh's flags, the training job's (trainer.task); the submit
-    script takes them too (jobs.Train)."""
+    scripts take them too (jobs.Train), submit_cloud_train.sh without SWEEP's
+    --sweep (it sends one job)."""
     p = ArgumentParser(prog="trainer.task", description="the training job",
                        add_help=add_help, allow_abbrev=False)
     p.add_argument("-a", "--archive", action="append",
@@ -32,14 +33,18 @@ def train_parser(add_help=True):
                    f"(default: {NEWEST_ARCHIVE})")
     p.add_argument("-m", "--model-name", help="model base name (default: pilot-STEM "
                    "of the first archive, moved on to pilot-STEM-2, ... when taken)")
-    p.add_argument("--type", help="DonkeyCar model type (default: the config's "
-                   "DEFAULT_MODEL_TYPE)")
+    p.add_argument("--type", help="DonkeyCar model type, or A,B,C for a sweep (default: "
+                   "the config's DEFAULT_MODEL_TYPE)")
     p.add_argument("-T", "--transfer", help=".h5 model to start from (default: none)")
     p.add_argument("-o", "--output", help="folder or gs:// prefix for the model files "
                    f"(default: ./{bucket.LOCAL_MODELS} here, "
                    f"gs://$STEERING_BUCKET_NAME/{bucket.MODELS} in the cloud)")
     p.add_argument("-c", "--set", action="append", metavar="KEY=VALUE",
                    help="config override on top of myconfig.py; repeatable")
+    if sweep:
+        p.add_argument("--sweep", action="append", metavar="KEY=V1,V2",
+                       help="a sweep: one run per value (times each --type), then the "
+                       "comparison; repeatable; single values only (default: one run)")
     p.add_argument("-E", "--eval-archive", metavar="ARCHIVE",
                    help="evaluate on this archive's frames, which the model never "
                    "trains on: path, name or gs:// URI (default: the training tubs)")
@@ -61,13 +66,15 @@ def train_args(argv=None):
 
 def settle_train(args):
     """The training flags' cheap checks, the same for local_train.sh and the
-    submit script, before anything is read: -m a plain name, the type
-    against DonkeyCar's list, -c's syntax."""
+    submit scripts, before anything is read: -m a plain name, the type
+    against DonkeyCar's list (each of a sweep's), -c's and --sweep's syntax."""
     if args.model_name:
         plain_name(args.model_name, "-m")
-    if args.type:
-        modeltypes.check(args.type)
     parse_overrides(args.set)
+    if sweeps.is_sweep(args):
+        sweeps.expand(args.type, args.sweep, args.set)
+    elif args.type:
+        modeltypes.check(args.type)
     return args
 
 

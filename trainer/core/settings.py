@@ -146,6 +146,28 @@ def accelerator():
     return get("TRAINER_ACCELERATOR") or None
 
 
+def machine():
+    """{"machine", "accelerator", "spot"} a cloud job was sent with (submit
+    sets TRAINER_MACHINE and TRAINER_SPOT beside TRAINER_ACCELERATOR), for
+    the card's cost; None outside a cloud job."""
+    kind = get("TRAINER_MACHINE")
+    if not kind:
+        return None
+    return {"machine": kind, "accelerator": accelerator(),
+            "spot": get("TRAINER_SPOT").lower() in _TRUE}
+
+
+def sweep_id():
+    """TRAINER_SWEEP: the sweep a run belongs to (submit_cloud_sweep.sh and
+    local_train.sh --sweep set it for their runs), or None."""
+    return get("TRAINER_SWEEP") or None
+
+
+def environment(**extra):
+    """A copy of this process's environment with EXTRA set, for a child."""
+    return {**os.environ, **extra}
+
+
 # -- Weights & Biases -----------------------------------------------------------
 # What a cloud job is given (containerSpec.env). Never WANDB_API_KEY: anyone
 # who can view a job can read its environment.

@@ -67,6 +67,10 @@ def build(plan):
         # Judged on frames training never saw (verdict.py): held out, or -E's.
         "verdict": {**found.verdict, "held_out": found.held_out} if found.verdict else None,
         "job_id": settings.job_id(),
+        # The machine a cloud job ran on, for its cost (prices.card_cost), and
+        # the sweep it belongs to (core/sweeps.py): None for a plain local run.
+        "cloud": settings.machine(),
+        "sweep": settings.sweep_id(),
     }
 
 

@@ -10,12 +10,12 @@ inputs and makes the run's plan (plan.py); the steps are in training.py.
 """
 import sys
 
-from trainer.core import bucket, donkey, gcs
+from trainer.core import bucket, donkey, gcs, settings, sweeps
 from trainer.core.errors import run_main
 from trainer.core import flags
 from trainer.core.flags import train_args
 from trainer.core.storage import Storage
-from trainer.job import restarts
+from trainer.job import restarts, sweep
 from trainer.job.export import trust_model_code
 from trainer.job.plan import Plan
 from trainer.job.training import run
@@ -23,6 +23,10 @@ from trainer.job.training import run
 
 def main(argv=None):
     args = train_args(argv)
+    if sweeps.is_sweep(args):                 # --type A,B or --sweep: one run each
+        return sweep.run_here(args, say=lambda line: print(line, flush=True))
+    if settings.sweep_id():                   # one run of a sweep: its id is a name
+        sweeps.check_id(settings.sweep_id())
     donkey.quiet()
     if args.trust_model_code:
         trust_model_code()

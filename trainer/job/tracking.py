@@ -61,7 +61,9 @@ def start(name, say=print):
     wandb = _wandb()
     api_key_from_secret()
     try:
-        run = wandb.init(project=project(), name=name, job_type="train")
+        # A sweep's runs share a group (its id): W&B shows them side by side.
+        run = wandb.init(project=project(), name=name, job_type="train",
+                         group=settings.sweep_id())
     except wandb.errors.Error as e:
         raise UserError(f"the W&B run could not start ({_first_line(e)}): run `wandb "
                         "login`, or export WANDB_MODE=offline, or unset WANDB_PROJECT"
@@ -139,6 +141,7 @@ class Tracker:
         run = self.run
         card["wandb"] = {"project": run.project, "entity": run.entity or None,
                          "run_id": run.id, "name": run.name, "url": self.url(),
+                         "group": run.group or None,
                          "mode": "offline" if run.offline else "online"}
 
     def url(self):

@@ -330,6 +330,13 @@ def _train(plan, transfer):
                             f"BATCH_SIZE={cfg.BATCH_SIZE}: record more laps, or "
                             "--set BATCH_SIZE=32") from None
         raise
+    except OSError:
+        if os.path.isfile(h5):
+            raise
+        # DonkeyCar converts to .tflite the .h5 its checkpoint never saved.
+        raise UserError(f"training saved no model: no epoch ran or improved val_loss "
+                        f"(MAX_EPOCHS={cfg.MAX_EPOCHS}): give MAX_EPOCHS of 1 or more, "
+                        "and check the tub's labels") from None
     finally:
         if isinstance(getattr(cfg, "TRAIN_FILTER", None), verdict.HeldOut):
             if cfg.TRAIN_FILTER.user is None:       # the card shows the config as written
