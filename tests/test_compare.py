@@ -11,7 +11,7 @@ import shutil
 import browser
 import pytest
 from helpers import one_line_error
-from trained import NAME, trained_once
+from trained import NAME
 
 from trainer.core.bucket import CARD, OUTPUTS
 
@@ -32,13 +32,12 @@ def copy_model(src, dest, name, edit=None):
 
 
 @pytest.fixture
-def compared(car, tmp_path_factory, car_template):
+def compared(car, trained):
     """The car holding the trained model's archive (wip.tgz) and in models/:
     pilot-a (the model), pilot-wide (its card says 320 pixels wide), pilot-54
     (DonkeyCar 5.4), pilot-cut (its .tflite cut short)."""
-    base = trained_once(tmp_path_factory, car_template)
-    shutil.copy(base / "mycar" / "wip.tgz", car / "wip.tgz")
-    out, models = base / "out", car / "models"
+    shutil.copy(trained.car / "wip.tgz", car / "wip.tgz")
+    out, models = trained.models, car / "models"
     card = copy_model(out, models, "pilot-a")
     copy_model(out, models, "pilot-wide", lambda c: c["config"].update(IMAGE_W=320))
     copy_model(out, models, "pilot-54",

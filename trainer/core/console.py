@@ -91,6 +91,13 @@ class _Pump:
             pending += chunk
             *lines, pending = pending.split(b"\n")
             for line in lines:
+                if not self.tty and b"\r" in line:          # a bar's redraws, then its end
+                    *bars, line = line.split(b"\r")
+                    for bar in bars:
+                        self._progress_line(bar.decode("utf-8", "replace"))
+                    if not line.strip() or PERCENT.search(line.decode("utf-8", "replace")):
+                        self._progress_line(line.decode("utf-8", "replace"))
+                        continue
                 kept = clean(line.decode("utf-8", "replace") + "\n")
                 if kept is not None:
                     self._write(kept.encode("utf-8"))
