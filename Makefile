@@ -3,6 +3,8 @@
 #                                     test tools and the optional wandb and report extras, so
 #                                     tracking and the HTML reports are tested
 #   make install PYTHON=python3.12 VENV=.venv-py312   another generation beside it
+#   make install DONKEYCAR_SOURCE=SPEC VENV=.venv-fork   your own DonkeyCar (a fork, a branch,
+#                                     a checkout) in place of PyPI's: docs/donkeycar-source.md
 #   make demo     train on a generated tub in demo-car/ and print the result
 #   make test     the test suite (pytest), the fast part; make lint: ruff + shellcheck
 #   make e2e      the heavy end-to-end tests (marked e2e: separate venvs, images, long runs)
@@ -23,7 +25,8 @@ install: $(STAMP)
 
 $(STAMP): setup.py
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --disable-pip-version-check $(LOCK:%=-c %) -e '.[train,test,wandb,report]'
+	$(if $(FORK_LOCK),PYTHONPATH=. $(PYTHON) -m trainer.core.donkeysource lock '$(DONKEYCAR_SOURCE)' $(LOCK) > $(FORK_LOCK))
+	$(PY) -m pip install --quiet --disable-pip-version-check $(or $(FORK_LOCK:%=-c %),$(LOCK:%=-c %)) -e '.[train,test,wandb,report]'$(if $(FORK_LOCK), "$$(PYTHONPATH=. $(PYTHON) -m trainer.core.donkeysource requirement '$(DONKEYCAR_SOURCE)')")
 	touch $(STAMP)
 
 # The versions the tests passed with: the lock of the generation this Python
@@ -32,6 +35,20 @@ $(STAMP): setup.py
 GEN := $(shell PYTHONPATH=. $(PYTHON) -m trainer.core.generations here 2>/dev/null)
 LOCK := $(wildcard locks/dk$(GEN).txt)
 $(STAMP): $(LOCK)
+
+# DONKEYCAR_SOURCE=SPEC (a version, 'donkeycar @ git+https://...@BRANCH', a
+# checkout folder): that DonkeyCar in place of PyPI's, every other package at
+# the lock's version: the lock derived for it ($(VENV)/donkeycar-lock.txt,
+# trainer/core/donkeysource.py), and SPEC's requirement beside it. Installed
+# again on each make install, so a branch or a checkout that moved on is
+# picked up.
+ifneq ($(strip $(DONKEYCAR_SOURCE)),)
+ifeq ($(LOCK),)
+$(error DONKEYCAR_SOURCE needs the lock of this Python's generation (locks/dk$(GEN).txt))
+endif
+FORK_LOCK := $(VENV)/donkeycar-lock.txt
+.PHONY: $(STAMP)
+endif
 
 # Rewrite the lock files from the environments the tests ran in (.venv, and
 # .venv-py312 for DonkeyCar 5.4 when it exists), the toolkit itself left out.
@@ -44,6 +61,8 @@ lock:
 	  gen=$$($$venv/bin/python -c 'import importlib.metadata as m; print(*m.version("donkeycar").split(".")[:2], sep=".")'); \
 	  python=$$($$venv/bin/python -c 'import platform; print(platform.python_version())'); \
 	  $$venv/bin/python -m pip freeze --exclude-editable > locks/.freeze; \
+	  if grep -q -i '^donkeycar @' locks/.freeze; then rm locks/.freeze; \
+	    echo "make lock: $$venv has a DonkeyCar of your own (DONKEYCAR_SOURCE): locks pin PyPI's" >&2; exit 1; fi; \
 	  { echo "# DonkeyCar $$gen on Python $$python: written by make lock from $$venv (pip freeze)."; \
 	    echo "# Constraints for setup.py's dependencies in the image (Dockerfile) and make install."; \
 	    grep -v -i '^robocar-trainer==' locks/.freeze; \
@@ -54,9 +73,11 @@ lock:
 
 # The cloud jobs' image, built on this machine as robocar-trainer:dk5.3
 # (make image DONKEYCAR=5.4 for the other generation); see docs/image.md.
+# With DONKEYCAR_SOURCE=SPEC, the image of that DonkeyCar follows on top,
+# robocar-trainer:dk5.3-<its content> (docs/donkeycar-source.md).
 DONKEYCAR ?= 5.3
 image:
-	bash lib/local_image.sh -d $(DONKEYCAR)
+	bash lib/local_image.sh -d $(DONKEYCAR)$(if $(strip $(DONKEYCAR_SOURCE)), -s '$(DONKEYCAR_SOURCE)')
 
 .PHONY: lock image
 

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Summary: build the training image of a DonkeyCar generation with Cloud Build
-# Usage: build_image.sh [-d 5.3|5.4] [-i IMAGE_URI] [-n]
+# Usage: build_image.sh [-d 5.3|5.4] [-i IMAGE_URI] [--donkeycar-source SPEC] [-n]
 #
 # Sends the toolkit (this folder, less what .gcloudignore leaves out) to
 # Cloud Build, which builds ./Dockerfile as cloudbuild.yaml says and pushes
@@ -16,6 +16,13 @@
 #   -i, --image IMAGE_URI     the image (default: $TRAINER_IMAGE), an Artifact Registry
 #                             path such as europe-west1-docker.pkg.dev/my-project/robocar/trainer;
 #                             its tag is always dk and the generation (a tag given is replaced)
+#   --donkeycar-source SPEC   your DonkeyCar (a fork, a branch, a checkout): a version,
+#                             a pip requirement such as 'donkeycar @ git+https://github.com/
+#                             ORG/donkeycar@BRANCH', or a checkout folder. pip builds its
+#                             wheel here (with -n too); the image is IMAGE_URI:dk5.3 (build
+#                             it first) with only DonkeyCar replaced, pushed as
+#                             IMAGE_URI:dk5.3-<its content>, the tag submit_cloud_train.sh
+#                             picks where that DonkeyCar is installed (docs/donkeycar-source.md)
 #   -n, --dry-run             print the gcloud command instead of running it
 #   -h, --help                print this help
 #

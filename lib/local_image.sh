@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Summary: build the cloud jobs' image of a DonkeyCar generation on this machine
-# Usage: lib/local_image.sh [-d 5.3|5.4]
+# Usage: lib/local_image.sh [-d 5.3|5.4] [-s DONKEYCAR_SOURCE]
 #
 # Builds ./Dockerfile, the image the Vertex AI jobs run, into this machine's
 # image store as robocar-trainer:dk5.3 (or :dk5.4), from the files
@@ -15,7 +15,16 @@
 # under the official name, with a warning: an image built on it is for
 # tests here and must never be pushed.
 #
+# With -s, the image of a DonkeyCar of your own follows (a fork, a branch, a
+# checkout; docs/donkeycar-source.md): the stock image with only DonkeyCar
+# replaced by a wheel pip builds here from SPEC (Dockerfile.donkeycar), a
+# layer of a few MB, tagged with its content: robocar-trainer:dk5.3-<12 hex>.
+# `make image DONKEYCAR_SOURCE=SPEC` runs it so.
+#
 #   -d 5.3|5.4   the DonkeyCar generation (default: 5.3)
+#   -s SPEC      your DonkeyCar: a version, a pip requirement such as
+#                'donkeycar @ git+https://github.com/ORG/donkeycar@BRANCH', or
+#                a checkout folder
 #   -h           print this help
 #
 # Environment: IMAGE_BUILDER=docker|podman|buildah picks the builder.
@@ -33,9 +42,11 @@ warn() {
 }
 
 generation=5.3
-while getopts ':d:h' opt; do
+source_spec=
+while getopts ':d:s:h' opt; do
   case $opt in
     d) generation=$OPTARG ;;
+    s) source_spec=$OPTARG ;;
     h) rt_help; exit 0 ;;
     :) rt_usage_error "-$OPTARG needs a value" ;;
     *) rt_usage_error "unknown flag -$OPTARG" ;;
@@ -253,9 +264,13 @@ stage_context() {
   context=$ctx
 }
 
+# build TAG CONTEXT BUILD_ARG...: CONTEXT/Dockerfile as TAG.
 build() {
-  local -a args=(build --build-arg "PYTHON=$python" --build-arg "DONKEYCAR=$generation"
-                 --tag "$tag" --file "$context/Dockerfile")
+  local name=$1 ctx=$2 arg
+  shift 2
+  local -a args=(build)
+  for arg in "$@"; do args+=(--build-arg "$arg"); done
+  args+=(--tag "$name" --file "$ctx/Dockerfile")
   case $builder in
     podman | buildah)
       # buildah caches layers only when asked; pip needs this machine's
@@ -266,23 +281,58 @@ build() {
       [ ! -f "$ca" ] || args+=(--volume "$ca:$ca:ro")
       ;;
   esac
-  "$builder" "${args[@]}" "$context" ||
-    die "building $tag with $builder failed (its output is above): fix the cause, then run make image again"
+  "$builder" "${args[@]}" "$ctx" ||
+    die "building $name with $builder failed (its output is above): fix the cause, then run make image again"
+}
+
+# The image this build replaced, untagged now: it only shares the layers.
+drop_previous() {
+  if [ -n "$2" ] && [ "$2" != "$(image_id "$1")" ]; then
+    "$builder" rmi "$2" >/dev/null 2>&1 || true
+  fi
+}
+
+# -s SPEC: the wheel and its lock staged by trainer/client/forkimage.py (before
+# the stock build, so that a bad SPEC fails first); sets fork_tag and content,
+# both empty when SPEC is a PyPI release's content.
+fork_tag=
+content=
+stage_fork() {
+  local out
+  out=$("$PY" -m trainer --prog "$PROG" trainer.client.forkimage -d "$generation" \
+          --root "$ROOT" --into "$WORK/donkeycar" "$source_spec") || exit 1
+  read -r fork_tag content <<<"$out"
+  [ -z "$fork_tag" ] || fork_tag=${tag%:*}:$fork_tag
+}
+
+# Built on exactly the stock image just built (its id, where the builder takes one).
+build_fork() {
+  local base previous
+  if [ -z "$content" ]; then
+    echo "$PROG: $source_spec is DonkeyCar as PyPI released it: $tag is its image"
+    return
+  fi
+  base=$tag
+  [ "$builder" = docker ] || base=$(image_id "$tag")
+  previous=$(image_id "$fork_tag")
+  start=$SECONDS
+  build "$fork_tag" "$WORK/donkeycar" "BASE=$base" "CONTENT=$content" "DONKEYCAR=$generation"
+  drop_previous "$fork_tag" "$previous"
+  echo "$PROG: built $fork_tag (your DonkeyCar on $tag) with $builder in $((SECONDS - start)) s"
 }
 
 standin=
 pick_builder
 mkdir -p "$WORK"
+[ -z "$source_spec" ] || stage_fork
 [ "$builder" = docker ] || write_containers_conf
 echo "$PROG: building $tag (DonkeyCar $generation, Python $python) with $builder" >&2
 ensure_base
 stage_context
 previous=$(image_id "$tag")
 start=$SECONDS
-build
-# The image this build replaced, untagged now: it only shares the layers.
-if [ -n "$previous" ] && [ "$previous" != "$(image_id "$tag")" ]; then
-  "$builder" rmi "$previous" >/dev/null 2>&1 || true
-fi
+build "$tag" "$context" "PYTHON=$python" "DONKEYCAR=$generation"
+drop_previous "$tag" "$previous"
 echo "$PROG: built $tag with $builder in $((SECONDS - start)) s"
+[ -z "$source_spec" ] || build_fork
 [ -z "$standin" ] || warn "$standin"

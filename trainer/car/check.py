@@ -13,6 +13,9 @@ rsync, scp, a USB stick), from the car folder:
    makes it fail or drive blind, so that ends the command (exit 1, the files
    kept); transformations, crop/ROI settings and a model type that differ
    may matter, and are warnings.
+   The card's DonkeyCar against the car's, by content: a fork's model
+   type the car's DonkeyCar lacks ends it, any other difference is a
+   warning (compare_donkeycar).
 3. Each format here that the car can run, through the car's own DonkeyCar
    pilot (core/pilots.py): .tflite with whatever TFLite runtime DonkeyCar
    finds (a Raspberry Pi has no TensorFlow), .onnx with onnxruntime, .h5
@@ -32,7 +35,8 @@ import json
 import os
 import time
 
-from trainer.core import bucket, console, donkey, modeldb, modeltypes, pilots
+from trainer.core import (bucket, console, donkey, donkeysource, modeldb, modeltypes,
+                          pilots)
 from trainer.core.config import load_car_config
 from trainer.core.errors import UserError
 from trainer.core.storage import sha256
@@ -96,6 +100,7 @@ def check(name, models, fmt=None, accept_poor=False, say=print, warn=None, car_d
         else {}
     compare_config(c, trained, cfg)
     model_type = model_type_of(c, cfg)
+    compare_donkeycar(c, model_type)
     ran = {f: run_format(c, f, model_type, cfg) for f in present}
     ran = {f: r for f, r in ran.items() if r}
     for f, r in ran.items():
@@ -173,6 +178,34 @@ def model_type_of(c, cfg):
         c.warn(f"the car's DEFAULT_MODEL_TYPE is {wanted} but {c.name} is a {model_type} "
                "model: drive it with the --type below")
     return model_type
+
+
+def compare_donkeycar(c, model_type):
+    """The card's DonkeyCar against the car's, by content (donkeysource.py):
+    the same, said; else a warning naming both and what it risks; a model
+    type the car's DonkeyCar does not have ends the check (it cannot load)."""
+    trained = ((c.card or {}).get("versions") or {}).get("donkeycar_source")
+    car = donkeysource.here()
+    if not isinstance(trained, dict) or not trained.get("content") or car is None:
+        return                      # a card from before the field, or no DonkeyCar
+    if trained["content"] == car["content"]:
+        c.say(f"car check: the car's DonkeyCar is the one that trained {c.name}: "
+              f"{donkeysource.describe(car)}")
+        return
+    types = modeltypes.known() or []
+    if types and modeltypes.base(model_type) not in types:
+        raise UserError(f"{c.name} is a {model_type} model, a type the car's "
+                        f"{donkeysource.describe(car)} does not have: it was trained with "
+                        f"{donkeysource.describe(trained)}; install that DonkeyCar on the "
+                        "car (docs/donkeycar-source.md), or train a type the car has; "
+                        f"{c.kept}")
+    c.warn(f"the car's DonkeyCar differs from the one that trained {c.name}: the car has "
+           f"{donkeysource.describe(car)}, the model was trained with "
+           f"{donkeysource.describe(trained)}; a {model_type} model may be built, fed or "
+           "read differently here (its layers, image processing, outputs): the check below "
+           "runs it through the car's own pilot on the training job's frames, drive it only "
+           "if they agree; to be sure, train with the car's DonkeyCar "
+           "(docs/donkeycar-source.md)")
 
 
 def compare_config(c, trained, cfg):

@@ -179,6 +179,9 @@ def _build():
     p.add_argument("-d", "--generation", help="DonkeyCar 5.3 or 5.4 (default: this "
                    "machine's)")
     p.add_argument("-i", "--image", help="default: $TRAINER_IMAGE")
+    p.add_argument("--donkeycar-source", metavar="SPEC", help="your DonkeyCar (a "
+                   "version, a pip requirement, a checkout folder): its image, on the "
+                   "generation's")
     p.add_argument("-n", "--dry-run", action="store_true", help="print the gcloud command")
     p.add_argument("--source", default=".", help=argparse.SUPPRESS)  # build_image.sh's home
     return top, made

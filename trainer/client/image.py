@@ -6,6 +6,11 @@ Cloud Build gets the toolkit folder and cloudbuild.yaml, which builds
 ./Dockerfile with the generation's Python as a build argument and pushes
 IMAGE:dk5.4. `gcloud builds submit --tag` cannot pass build arguments,
 hence the config file and its substitutions.
+
+    python -m trainer.cli image --source . -d 5.3 --donkeycar-source SPEC
+
+builds the image of a DonkeyCar of one's own (forkimage.py) on IMAGE:dk5.3:
+IMAGE:dk5.3-<its content>, from a folder holding its wheel, not the toolkit.
 """
 import os
 import re
@@ -14,6 +19,7 @@ import shutil
 import subprocess
 import sys
 
+from trainer.client import forkimage
 from trainer.core import cloud, generations, settings
 from trainer.core.errors import UserError
 
@@ -33,8 +39,24 @@ def build_command(source, image, generation, project=None, given=None):
     return tagged, command
 
 
+def fork_command(staged, image, generation, project=None, given=None):
+    """(the tagged image, the gcloud command) of the image of a DonkeyCar of
+    one's own (forkimage.stage's STAGED): Dockerfile.donkeycar on IMAGE:dkG,
+    pushed as IMAGE:dkG-<content>, from the staged folder alone."""
+    tagged = generations.image_for(image, generation, given=given, fork=staged.content)
+    substitutions = {"_BASE": generations.image_for(image, generation, given=given),
+                     "_IMAGE": tagged, "_CONTENT": staged.content, "_DONKEYCAR": generation}
+    command = ["gcloud", "builds", "submit", staged.folder,
+               "--config", os.path.join(staged.folder, "cloudbuild.yaml"),
+               "--substitutions", ",".join(f"{k}={v}" for k, v in substitutions.items())]
+    if project:
+        command += ["--project", project]
+    return tagged, command
+
+
 def build(args, say=print):
-    """Run (or with args.dry_run, print) the Cloud Build of one image."""
+    """Run (or with args.dry_run, print) the Cloud Build of one image: the
+    generation's, or with args.donkeycar_source, that DonkeyCar's on it."""
     generation = generations.wanted(args.generation)
     if args.image:
         image, given = args.image, f"-i {args.image}"
@@ -42,7 +64,24 @@ def build(args, say=print):
         image = settings.trainer_image(", or pass -i IMAGE_URI")
         given = None
     project = settings.project()
-    tagged, command = build_command(args.source, image, generation, project, given)
+    if args.donkeycar_source:
+        staged = forkimage.stage(args.donkeycar_source, generation, args.source,
+                                 os.path.join(args.source, "build", "image", "donkeycar"),
+                                 given="--donkeycar-source",
+                                 say=lambda m: print(m, file=sys.stderr, flush=True))
+        if staged.content is None:
+            say(f"{args.donkeycar_source} is DonkeyCar as PyPI released it: "
+                f"{generations.image_for(image, generation, given)} is its image "
+                f"(build_image.sh -d {generation})")
+            return 0
+        tagged, command = fork_command(staged, image, generation, project, given)
+        what = (f"{staged.described}, on {generations.image_for(image, generation, given)} "
+                "(build that first), with Cloud Build (a few minutes)")
+    else:
+        tagged, command = build_command(args.source, image, generation, project, given)
+        what = (f"DonkeyCar {generation} on Python "
+                f"{generations.GENERATIONS[generation].python}, with Cloud Build "
+                "(10-20 minutes)")
     if args.dry_run:
         say(shlex.join(command))
         return 0
@@ -50,8 +89,7 @@ def build(args, say=print):
     if not gcloud:
         raise UserError("gcloud is not installed: install the Google Cloud SDK "
                         "(https://cloud.google.com/sdk/docs/install)")
-    say(f"building {tagged}: DonkeyCar {generation} on Python "
-        f"{generations.GENERATIONS[generation].python}, with Cloud Build (10-20 minutes)")
+    say(f"building {tagged}: {what}")
     sys.stdout.flush()
     run_build([gcloud, *command[1:]], project)
     return 0

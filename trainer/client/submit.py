@@ -33,7 +33,7 @@ from trainer.core.storage import Storage, join
 class Plan:
     """Where and how a job runs; known before anything is read or sent."""
     region: str
-    image: str           # TRAINER_IMAGE tagged with the generation
+    image: str           # TRAINER_IMAGE tagged with the generation (and a fork's content)
     generation: str
     bucket: str
     machine: str
@@ -123,7 +123,7 @@ def make_plan(job, args, region, image, machine, accelerator, named=True):
     generation = generations.wanted(args.generation or job.default_generation())
     display = vertex.display_name(job.name) if named else ""
     bucket_name = settings.bucket()
-    return Plan(region=region, image=generations.image_for(image, generation),
+    return Plan(region=region, image=generations.job_image(image, generation),
                 generation=generation, bucket=bucket_name, machine=machine,
                 accelerator=accelerator, display=display,
                 staging=f"{bucket.job_dir(bucket_name)}/{display}/" if named else "")

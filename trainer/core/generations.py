@@ -3,6 +3,7 @@ image a cloud job of each runs, and which one a model card names.
 
     generation = wanted(args.generation)     # -d, else the DonkeyCar here: '5.3', '5.4'
     image = image_for(settings.trainer_image(), generation)   # .../trainer:dk5.4
+    job_image(settings.trainer_image(), "5.3")  # .../trainer:dk5.3-9f2c4a1b0e3d with a fork here
     card_generation("models/pilot-wip.json")  # '5.4', or None
     mismatch("models/pilot-wip.json")         # a warning when it is not the one here
 
@@ -15,6 +16,11 @@ A model loads on a car only under the DonkeyCar generation that trained it
 (5.3: TensorFlow 2.15 / Keras 2; 5.4: TensorFlow 2.19 / Keras 3). The
 Python picks the generation: setup.py's markers install DonkeyCar 5.3 on
 Python 3.11 and 5.4 on 3.12, for `make install` and the image alike.
+
+A team's own DonkeyCar (a fork, a branch, a checkout: donkeysource.py) gets
+an image of its own, tagged with its content: dk5.3-9f2c4a1b0e3d, never
+mistaken for the stock dk5.3. A cloud job sent from a machine running that
+DonkeyCar runs in that image (job_image).
 """
 import json
 import os
@@ -22,7 +28,7 @@ import platform
 import sys
 from dataclasses import dataclass
 
-from trainer.core import donkey
+from trainer.core import donkey, donkeysource
 from trainer.core.errors import UserError, run_main
 
 
@@ -78,10 +84,32 @@ def wanted(value):
     return here
 
 
-def image_for(image, generation, given=None):
+def tag(generation, fork=None):
+    """dk5.3, or dk5.3-9f2c4a1b0e3d for a DonkeyCar of content FORK."""
+    return f"{TAG_PREFIX}{generation}" + (f"-{donkeysource.short(fork)}" if fork else "")
+
+
+def local_fork(generation):
+    """The content of the DonkeyCar here when it is of GENERATION and no
+    PyPI release (a fork, a branch, a modified checkout), else None."""
+    found = donkeysource.here()
+    if found and donkeysource.is_fork(found) and \
+            ".".join(str(found["version"]).split(".")[:2]) == generation:
+        return found["content"]
+    return None
+
+
+def job_image(image, generation, given=None):
+    """The image a cloud job of GENERATION runs: the fork's own when the
+    DonkeyCar here is one (local_fork), else the stock one."""
+    return image_for(image, generation, given, fork=local_fork(generation))
+
+
+def image_for(image, generation, given=None, fork=None):
     """IMAGE with its tag set to dkGENERATION ('.../trainer:latest' and
-    '.../trainer' both give '.../trainer:dk5.4' for 5.4). GIVEN names where
-    IMAGE came from in messages (default: TRAINER_IMAGE=IMAGE)."""
+    '.../trainer' both give '.../trainer:dk5.4' for 5.4), or to the tag of
+    a fork of content FORK. GIVEN names where IMAGE came from in messages
+    (default: TRAINER_IMAGE=IMAGE)."""
     given = given or f"TRAINER_IMAGE={image}"
     image = image.strip()
     if not image or any(c.isspace() for c in image) or image.startswith("-"):
@@ -93,7 +121,7 @@ def image_for(image, generation, given=None):
                         "DonkeyCar generation cannot be chosen: give the repository "
                         f"path ({head}{slash}{last.split('@')[0].split(':')[0]}); the "
                         f"toolkit adds :{TAG_PREFIX}5.3 or :{TAG_PREFIX}5.4")
-    return f"{head}{slash}{last.split(':')[0]}:{TAG_PREFIX}{generation}"
+    return f"{head}{slash}{last.split(':')[0]}:{tag(generation, fork)}"
 
 
 def card_generation(path):

@@ -15,7 +15,7 @@ import os
 import platform
 
 from trainer import __version__
-from trainer.core import donkey, settings
+from trainer.core import donkey, donkeysource, settings
 from trainer.core.config import effective, redact_overrides
 from trainer.core.storage import atomic_path, sha256
 
@@ -24,7 +24,9 @@ def versions():
     import tensorflow as tf
 
     out = {"toolkit": __version__, "donkeycar": donkey.version(),
-           "donkeycar_generation": donkey.generation(), "tensorflow": tf.__version__,
+           "donkeycar_generation": donkey.generation(),
+           # which DonkeyCar: where from and its content (a fork's, or PyPI's)
+           "donkeycar_source": donkeysource.here(), "tensorflow": tf.__version__,
            "python": platform.python_version()}
     try:
         import keras

@@ -9,14 +9,16 @@ on real frames -> plots -> model card -> copy every file to the output.
 
 Every step reads the plan and writes what it found into plan.results.
 """
+import contextlib
 import logging
 import os
 import shutil
 import sys
 import tempfile
 import time
+import traceback
 
-from trainer.core import console, donkey, modeldb, modeltypes, settings
+from trainer.core import console, donkey, donkeysource, modeldb, modeltypes, settings
 from trainer.core.archive import extract, layout
 from trainer.core.bucket import (CARD, FRAMES, H5, LOSS_PLOT, ONNX, PREDICTION_PLOT,
                                  TFLITE, claim, publish)
@@ -222,10 +224,39 @@ def _export(plan, local):
     with plan.steps("export"):
         h5 = local[H5]
         if not os.path.isfile(local[TFLITE]):      # CREATE_TF_LITE was off
-            export_tflite(h5, local[TFLITE])
-        h5_pilot = keras_pilot(plan.model_type, plan.cfg, h5)
-        export_onnx(h5_pilot.interpreter.model, local[ONNX])
+            with exporting(plan.model_type, "DonkeyCar's .tflite converter"):
+                export_tflite(h5, local[TFLITE])
+        with exporting(plan.model_type, "DonkeyCar's pilot loading the .h5"):
+            h5_pilot = keras_pilot(plan.model_type, plan.cfg, h5)
+        with exporting(plan.model_type, "the .onnx export (tf2onnx)"):
+            export_onnx(h5_pilot.interpreter.model, local[ONNX])
     return h5_pilot
+
+
+@contextlib.contextmanager
+def exporting(model_type, what):
+    """A model type whose trained .h5 WHAT cannot take (a fork's type with a
+    layer Keras cannot load back, or an operation a converter lacks), named
+    with why in one line, not a traceback."""
+    try:
+        yield
+    except UserError:
+        raise
+    except Exception as e:
+        raise export_failed(model_type, what, e) from None
+
+
+def export_failed(model_type, what, error):
+    """The one line for a MODEL_TYPE model WHAT failed on with ERROR."""
+    found = donkeysource.here()
+    where = donkeysource.describe(found) if found else "DonkeyCar"
+    reason = " ".join(str(error).split())[:240] or "no message"
+    return UserError(f"the {model_type} model trained, but {what} failed on it "
+                     f"({type(error).__name__}: {reason}): {where} builds it with a layer "
+                     "or an operation the exports cannot take: register its layer classes "
+                     "(keras.utils.register_keras_serializable) so that its .h5 loads back, "
+                     "use operations TFLite and ONNX have, or train a type that exports "
+                     "(--type linear)")
 
 
 def drive_line(name, model_type):
@@ -301,6 +332,13 @@ def _unseen(plan, evaluation):
     return unseen
 
 
+def _in_tflite_conversion(error):
+    """Whether ERROR came out of DonkeyCar's .tflite conversion, which its
+    train() runs on the saved .h5 once training is done."""
+    return any(frame.name == "keras_model_to_tflite"
+               for frame in traceback.extract_tb(error.__traceback__))
+
+
 def _unknown_type(model_type, error):
     """DonkeyCar's "unknown model type" ValueError, as one line naming the
     Keras types it lists."""
@@ -323,6 +361,8 @@ def _train(plan, transfer):
     except ValueError as e:
         if "supported types are" in str(e):
             raise _unknown_type(plan.model_type, e) from None
+        if _in_tflite_conversion(e):
+            raise export_failed(plan.model_type, "DonkeyCar's .tflite converter", e) from None
         raise
     except AssertionError as e:
         if "validation" in str(e):
@@ -330,13 +370,15 @@ def _train(plan, transfer):
                             f"BATCH_SIZE={cfg.BATCH_SIZE}: record more laps, or "
                             "--set BATCH_SIZE=32") from None
         raise
-    except OSError:
-        if os.path.isfile(h5):
-            raise
-        # DonkeyCar converts to .tflite the .h5 its checkpoint never saved.
-        raise UserError(f"training saved no model: no epoch ran or improved val_loss "
-                        f"(MAX_EPOCHS={cfg.MAX_EPOCHS}): give MAX_EPOCHS of 1 or more, "
-                        "and check the tub's labels") from None
+    except Exception as e:      # train() converts the .h5 to .tflite at its end
+        if isinstance(e, OSError) and not os.path.isfile(h5):
+            # DonkeyCar converts to .tflite the .h5 its checkpoint never saved.
+            raise UserError(f"training saved no model: no epoch ran or improved val_loss "
+                            f"(MAX_EPOCHS={cfg.MAX_EPOCHS}): give MAX_EPOCHS of 1 or more, "
+                            "and check the tub's labels") from None
+        if _in_tflite_conversion(e):
+            raise export_failed(plan.model_type, "DonkeyCar's .tflite converter", e) from None
+        raise
     finally:
         if isinstance(getattr(cfg, "TRAIN_FILTER", None), verdict.HeldOut):
             if cfg.TRAIN_FILTER.user is None:       # the card shows the config as written
