@@ -1,10 +1,10 @@
 """TensorRT on the car (issue 23): check_model.sh builds NAME.engine from
-NAME.onnx where TensorRT is; elsewhere one line says why not. There is no
-GPU and no TensorRT here: the engine path runs up to TensorRT's own calls
-against tests/fake_tensorrt (a FAKE of NVIDIA's package, documented there),
-which records what it was asked to build and stops where a GPU is needed.
-The real build and run: `make gpu-check` (bench/gpu_check.py) on a machine
-with a GPU."""
+NAME.onnx where TensorRT is, drive.sh drives it; elsewhere one line says
+why not. There is no GPU and no TensorRT here: the engine path runs up to
+TensorRT's own calls against tests/fake_tensorrt (a FAKE of NVIDIA's
+package, documented there), which records what it was asked to build and
+stops where a GPU is needed. The real build and run: `make gpu-check`
+(bench/gpu_check.py) on a machine with a GPU."""
 import json
 import os
 import shutil
@@ -12,7 +12,7 @@ import subprocess
 import sys
 
 import pytest
-from helpers import ROOT, script_env
+from helpers import ROOT, one_line_error, script_env
 from trained import NAME, trained_once
 
 from trainer.core.bucket import OUTPUTS
@@ -65,6 +65,30 @@ def test_without_tensorrt_one_line_says_why(copied, run):
         f"installed for this Python ({python}); on a Jetson, JetPack's is for its system "
         "Python only (docs/car.md, TensorRT)")
     assert not (copied / f"{NAME}.engine").exists()
+
+
+def test_drive_sh_takes_the_engine_as_far_as_tensorrt_goes(copied, run, car):
+    """drive.sh --format engine: the car's manage.py gets an engine_linear
+    pilot and the engine file (under a name it accepts); loading it is
+    TensorRT's, which the fake refuses for want of a GPU: one line."""
+    (copied / f"{NAME}.engine").write_bytes(b"an engine check_model.sh built")
+    with open(car / "myconfig.py", "a") as f:
+        f.write('\nCAMERA_TYPE = "MOCK"\nDRIVE_TRAIN_TYPE = "MOCK"\nMAX_LOOPS = 5\n')
+    r = run("drive.sh", "--format", "engine", env=with_tensorrt(LOGLEVEL="INFO"))
+    assert r.returncode == 1
+    assert f"driving models/{NAME}.engine (TensorRT .engine) with the car's manage.py drive " \
+        "--type engine_linear" in r.stdout
+    assert "loading model /tmp/robocar-drive-" in r.stdout and \
+        f"/{NAME}.engine.tflite" in r.stdout
+    assert one_line_error(r) == (
+        "drive.sh: the car's DonkeyCar could not load the TensorRT .engine (RuntimeError: "
+        "fake tensorrt (tests/fake_tensorrt): no GPU here to run an engine on): check it "
+        "with ./check_model.sh")
+    r = run("drive.sh", "--format", "engine")
+    assert r.returncode == 1
+    assert one_line_error(r).startswith("drive.sh: cannot drive the TensorRT .engine here: "
+                                        "TensorRT's Python package (tensorrt) is not "
+                                        "installed for this Python")
 
 
 def test_the_fake_is_not_on_the_suites_path():

@@ -7,6 +7,7 @@ local_makemovie.sh go to trainer.task and trainer.movie the same way).
     python -m trainer.cli upload -a wip.tgz                # upload_tub_archive.sh
     python -m trainer.cli download -m pilot-wip -d models  # download_models.sh
     python -m trainer.cli check -m pilot-wip               # check_model.sh
+    python -m trainer.cli drive -m pilot-wip --format onnx # drive.sh
     python -m trainer.cli submit -a wip.tgz -g NVIDIA_TESLA_T4:1 -w   # submit_cloud_train.sh
     python -m trainer.cli submit-movie -m models/pilot-wip.h5 -e 60 -w
     python -m trainer.cli image -d 5.4                     # build_image.sh
@@ -21,6 +22,7 @@ import os
 import sys
 
 from trainer.car import check as car_check
+from trainer.car import launcher
 from trainer.client import image, jobs, submit
 from trainer.core import bucket, donkey, flags, gcs, generations, names, settings
 from trainer.core.errors import ArgumentParser, UserError, run_main, warn
@@ -118,6 +120,13 @@ def cmd_check(args):
     car_check.check(name, models, fmt=fmt, accept_poor=args.accept_poor_model, warn=warn)
 
 
+def cmd_drive(args):
+    fmt = car_format(args.format, "--format") or (bucket.format_of(args.model)
+                                                   if args.model else None)
+    models, name = model_here(args.model, "drive.sh")
+    launcher.drive(name, models, fmt, args.manage)
+
+
 def cmd_submit(args):
     return submit.submit(args, jobs.Train(args))
 
@@ -131,7 +140,14 @@ def cmd_image(args):
 
 
 def get_args(argv):
-    return parser().parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    passed = []
+    if argv[:1] == ["drive"] and "--" in argv:       # drive.sh -m X -- --js: manage.py's
+        argv, passed = argv[:argv.index("--")], argv[argv.index("--") + 1:]
+    args = parser().parse_args(argv)
+    if args.verb == "drive":
+        args.manage = passed
+    return args
 
 
 def parser():
@@ -183,6 +199,12 @@ def _build():
                    "(default: every one here)")
     p.add_argument(car_check.POOR_FLAG, action="store_true",
                    help="check a model judged no better than a constant guess")
+    p = verb("drive", cmd_drive, help="the car's manage.py drive, any format (drive.sh)")
+    p.add_argument("-m", "--model", help="name or path (default: the newest of pilot-wip, "
+                   "pilot-wip-2, ... in models/)")
+    p.add_argument("--format", help="h5, tflite, fp16, int8, onnx or engine (default: the "
+                   "one check_model.sh found fastest here; a path's own)")
+    # After --: manage.py drive's own options (--js, --myconfig=FILE): get_args.
     p = verb("submit", cmd_submit, [flags.train_parser(add_help=False)],
              help="train on Vertex AI (submit_cloud_train.sh)")
     p.hints = flags.train_parser().hints
