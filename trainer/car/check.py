@@ -274,8 +274,18 @@ def job_outputs(c, fmt, keras):
     if keras is None or fmt not in ("fp16", "int8"):
         return keras
     import numpy as np
-    with np.load(c.path(bucket.FRAMES), allow_pickle=False) as data:
-        return data[f"outputs_{fmt}"] if f"outputs_{fmt}" in data.files else keras
+    path, key = c.path(bucket.FRAMES), f"outputs_{fmt}"
+    try:
+        with np.load(path, allow_pickle=False) as data:     # not trusted: no pickles
+            found = np.asarray(data[key], dtype=float) if key in data.files else keras
+    except (OSError, ValueError) as e:
+        raise UserError(f"{path} is not a frames file ({type(e).__name__}): copy it "
+                        f"again; {c.kept}") from None
+    if np.shape(found) != np.shape(keras):
+        raise UserError(f"{path} holds {np.shape(found)} outputs of the "
+                        f"{pilots.shown(fmt)} for {np.shape(keras)} of the .h5: copy it "
+                        f"again; {c.kept}")
+    return found
 
 
 def run_format(c, fmt, model_type, cfg):

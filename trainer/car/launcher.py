@@ -98,8 +98,9 @@ def model_type_of(path_of_card, cfg):
             found = json.load(f).get("model_type")
     except (OSError, ValueError, AttributeError):
         found = None
-    return found if isinstance(found, str) and found else \
-        modeltypes.base(str(getattr(cfg, "DEFAULT_MODEL_TYPE", "linear")))
+    if isinstance(found, str) and found:          # the card is not trusted: a known type
+        return modeltypes.base(modeltypes.check(found, f"{path_of_card}'s model_type"))
+    return modeltypes.base(str(getattr(cfg, "DEFAULT_MODEL_TYPE", "linear")))
 
 
 def drive(name, models, fmt=None, manage_args=(), say=print, car_dir="."):

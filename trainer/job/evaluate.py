@@ -57,9 +57,9 @@ def _parity(plan, h5_pilot, images, driven):
     pilots = {"h5": h5_pilot, **{fmt: load_pilot(fmt, plan.model_type, plan.cfg,
                                                   files[suffix])
                                  for fmt, suffix in FORMATS.items()
-                                 if fmt != "h5" and os.path.isfile(files[suffix])}}
+                                 if fmt in ("tflite", "onnx")}}
     preds, evaluation = {}, {}
-    for fmt, pilot in pilots.items():
+    for fmt, pilot in [*pilots.items(), *_variants(plan, files)]:
         preds[fmt], latency = run_pilot(pilot, images)
         err = np.abs(preds[fmt] - driven).mean(axis=0)
         evaluation[fmt] = {
@@ -79,6 +79,21 @@ def _parity(plan, h5_pilot, images, driven):
     plan.results.parity, plan.results.evaluation = parity, evaluation
     plan.results.predictions = preds
     return pilots["tflite"]
+
+
+def _variants(plan, files):
+    """(format, pilot) of each variant built (variants.py); one DonkeyCar's
+    TfLite pilot cannot load is removed, with the reason, and the run goes on."""
+    for fmt, suffix in FORMATS.items():
+        if fmt in ("h5", "tflite", "onnx") or not os.path.isfile(files[suffix]):
+            continue
+        try:
+            yield fmt, load_pilot(fmt, plan.model_type, plan.cfg, files[suffix])
+        except Exception as e:          # DonkeyCar's refusal, in its words
+            os.remove(files[suffix])
+            plan.results.variants.setdefault(fmt, {})["reason"] = (
+                f"DonkeyCar's TfLite pilot cannot load it ({type(e).__name__}: "
+                f"{' '.join(str(e).split())[:160]})")
 
 
 def evaluate(plan, h5_pilot, unseen):

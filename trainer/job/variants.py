@@ -37,7 +37,7 @@ TOLERANCE = {"fp16": f"outputs within {FP16_BOUND:g} of the .h5's",
 
 def calibration_frames(plan, n=CALIBRATION_FRAMES):
     """Up to N of the run's training frames (plan.train_frames), evenly spaced,
-    as the pilot feeds them: [[normalized image, zeros for any other input]]."""
+    as the pilot feeds them to the model: [normalized image]."""
     import numpy as np
     from donkeycar.utils import normalize_image
     every = [(path, r) for path, records in plan.train_frames for r in records]
@@ -56,11 +56,12 @@ def model_inputs(model, frames):
     """[[the frame, zeros for each further input]] for MODEL, or why its
     inputs are not one camera frame (and flat vectors) to calibrate with."""
     import numpy as np
+    if not frames:
+        return None, "no training frames to calibrate on"
     shapes = [tuple(i.shape[1:]) for i in model.inputs]
-    if not frames or shapes[0] != frames[0].shape:
+    if shapes[0] != frames[0].shape:
         return None, (f"its first input is {shapes[0]}, not one camera frame "
-                      f"{frames[0].shape if frames else ''}: only single-frame types are "
-                      "quantized")
+                      f"{frames[0].shape}: only single-frame types are quantized")
     if any(None in s or len(s) != 1 for s in shapes[1:]):
         return None, f"its further inputs {shapes[1:]} are not vectors to calibrate with"
     return [[f] + [np.zeros(s, np.float32) for s in shapes[1:]] for f in frames], None
