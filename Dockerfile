@@ -14,7 +14,8 @@
 # tests passed with, written by `make lock`). The only addition is TensorFlow's
 # CUDA libraries as pip wheels (the [and-cuda] extra), at the TensorFlow
 # version that DonkeyCar generation pins, so the job trains on the GPU; Vertex
-# AI supplies the NVIDIA driver. Without a GPU (-g none) it runs on the CPU.
+# AI supplies the NVIDIA driver (mounted at /usr/local/nvidia, see below).
+# Without a GPU (-g none) it runs on the CPU.
 # `make image` builds it on your machine (docs/image.md).
 ARG PYTHON=3.11
 FROM python:${PYTHON}-slim-bookworm
@@ -38,6 +39,15 @@ RUN mkdir trainer && echo '__version__ = "0"' > trainer/__init__.py \
         "tensorflow[and-cuda]==2.19.*; python_version >= '3.12'" \
  && pip uninstall --yes robocar-trainer \
  && rm -rf trainer build ./*.egg-info
+
+# Vertex AI (like GKE) mounts the host's NVIDIA driver at /usr/local/nvidia
+# (lib64/libcuda.so.1, bin/nvidia-smi); nothing in a python base looks there,
+# so TensorFlow would not load libcuda.so.1 and every GPU job would stop at
+# its GPU check. NVIDIA's CUDA base images set exactly these two variables.
+# Here, after the dependencies, so that changing them rebuilds only the small
+# layers below (tests/test_image.py proves the driver is found).
+ENV LD_LIBRARY_PATH=/usr/local/nvidia/lib:/usr/local/nvidia/lib64 \
+    PATH=/usr/local/nvidia/bin:${PATH}
 
 # The toolkit itself: a small layer, rebuilt in seconds when trainer/ changes.
 COPY trainer/ trainer/

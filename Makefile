@@ -1,6 +1,7 @@
 # robocar-trainer: `make demo` and `make test` set everything up on a fresh clone.
 #   make install                      .venv with the toolkit (Python 3.11 -> DonkeyCar 5.3),
-#                                     test tools and the optional wandb extra, so tracking is tested
+#                                     test tools and the optional wandb and report extras, so
+#                                     tracking and the HTML reports are tested
 #   make install PYTHON=python3.12 VENV=.venv-py312   another generation beside it
 #   make demo     train on a generated tub in demo-car/ and print the result
 #   make test     the test suite (pytest), the fast part; make lint: ruff + shellcheck
@@ -19,12 +20,12 @@ SCRIPTS := $(wildcard *.sh lib/*.sh)
 INTEGRATION := tests/test_train.py tests/test_legacy.py tests/test_tracking.py \
 	tests/test_car.py tests/test_light_install.py
 
-.PHONY: install demo test e2e integration lint bench gpu-check clean
+.PHONY: install demo test e2e integration lint bench gpu-check clean browser
 install: $(STAMP)
 
 $(STAMP): setup.py
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --disable-pip-version-check $(LOCK:%=-c %) -e '.[train,test,wandb]'
+	$(PY) -m pip install --quiet --disable-pip-version-check $(LOCK:%=-c %) -e '.[train,test,wandb,report]'
 	touch $(STAMP)
 
 # The versions the tests passed with: the lock of the generation this Python
@@ -64,11 +65,23 @@ image:
 demo: install
 	TRAINER_PYTHON=$(abspath $(PY)) bash lib/demo.sh demo-car
 
-test: install
-	$(PY) -m pytest -q -m "not e2e" tests
+# The fast suite on every core (at most 4: each process may train), with
+# pytest-xdist from the test extra; what the session trains once is shared
+# between the processes (tests/trained.py).
+test: install browser
+	$(PY) -m pytest -q -n auto --maxprocesses 4 -m "not e2e" tests
 
-e2e: install
+e2e: install browser
 	$(PY) -m pytest -q -m e2e tests
+
+# The reports' tests open their pages in Debian's chromium (headless); as
+# root on Debian it is installed when missing, as lib/local_image.sh does podman.
+APT := DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium >/dev/null
+browser:
+	@command -v chromium >/dev/null || command -v chromium-browser >/dev/null || \
+	  { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
+	    { $(APT) || { apt-get update -q >/dev/null && $(APT); }; }; } || \
+	  { echo "make: the tests need chromium: sudo apt-get install chromium (Debian)" >&2; exit 1; }
 
 integration: install
 	$(PY) -m pytest -q $(INTEGRATION)

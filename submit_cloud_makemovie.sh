@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Summary: a movie of a tub with the model's steering and attention, made on Vertex AI
-# Usage: submit_cloud_makemovie.sh [-m MODEL] [-a ARCHIVE] [-s START] [-e END] [-p] [-o OUT] [--type TYPE] [-d 5.3|5.4] [-M MACHINE] [-g ACCEL[:N]|none] [-S] [-w] [-n] [-f] [--trust-model-code]
+# Usage: submit_cloud_makemovie.sh [-m MODEL] [-a ARCHIVE] [-s START] [-e END] [-p] [-o OUT] [--type TYPE] [-d 5.3|5.4] [-M MACHINE] [-g ACCEL[:N]|none] [-S] [-w] [-n] [--check] [-f] [--trust-model-code]
 #
 # Runs the very job local_makemovie.sh runs (python -m trainer.movie, DonkeyCar's
 # own makemovie with the salient map unless -p), as one Vertex AI custom job
@@ -33,6 +33,8 @@
 #   -S, --spot                use a Spot VM: much cheaper, may be preempted
 #   -w, --wait                wait: follow the job, then download the movie to OUT
 #   -n, --dry-run             dry run: print the job and the gcloud equivalent, send nothing
+#   --check                   check the project for this job instead (as
+#                             submit_cloud_train.sh --check does), send nothing
 #   -f, --force               replace the movie (bucket and OUT), and a different archive
 #                             of the same name in the bucket
 #   --trust-model-code        load a MODEL whose Lambda layers run Python code when it

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Summary: train an autopilot from a tub archive on a Vertex AI GPU
-# Usage: submit_cloud_train.sh [-a ARCHIVE] [-m NAME] [--type TYPE] [-T TRANSFER] [-o OUT] [-c KEY=VALUE]... [-E ARCHIVE] [-d 5.3|5.4] [-M MACHINE] [-g ACCEL[:N]|none] [-S] [-w] [-n] [-f] [--trust-model-code]
+# Usage: submit_cloud_train.sh [-a ARCHIVE] [-m NAME] [--type TYPE] [-T TRANSFER] [-o OUT] [-c KEY=VALUE]... [-E ARCHIVE] [-d 5.3|5.4] [-M MACHINE] [-g ACCEL[:N]|none] [-S] [-w] [-n] [--check] [-f] [--trust-model-code]
 #
 # Runs the very job local_train.sh runs (python -m trainer.task), as one
 # Vertex AI custom job in TRAINER_IMAGE:dk5.3 or :dk5.4 (see build_image.sh),
@@ -11,7 +11,11 @@
 # Without -w it prints the job's console URL and how to follow or cancel it.
 # With -w it prints the job's states and log lines until it ends, then
 # downloads the model files into ./models; a failed or cancelled job exits 1
-# with its error. Ctrl-C while waiting leaves the job running.
+# with its error, and a job still waiting for a machine after 5 minutes gets
+# a line on why that usually is. Ctrl-C while waiting leaves the job running.
+# Before anything is uploaded it checks that the APIs are on, the image of
+# the generation is built and the bucket is reachable, and refuses machine
+# and GPU pairs Vertex AI refuses.
 #
 #   -a, --archive ARCHIVE     archive path, name or gs:// URI (default: the newest of
 #                             wip.tgz, wip-2.tgz, ... here, else in the bucket)
@@ -34,6 +38,11 @@
 #   -S, --spot                use a Spot VM: much cheaper, may be preempted
 #   -w, --wait                wait: follow the job, then download the models into ./models
 #   -n, --dry-run             dry run: print the job and the gcloud equivalent, send nothing
+#   --check                   check the project for this job instead, in one pass: the APIs,
+#                             your roles, the bucket (region, access), the image of the
+#                             generation, the GPU quota (with -S: Spot's), the W&B secret;
+#                             each line OK or FIX and its command; exit 1 on a FIX; sends
+#                             nothing (docs/cloud.md)
 #   -f, --force               replace existing model files named NAME (bucket and ./models),
 #                             and a different archive of the same name in the bucket
 #   --trust-model-code        let -T load a model whose Lambda layers run Python code

@@ -1,7 +1,9 @@
 """Shared fixtures: a real car folder made by `donkey createcar` with the
 scripts symlinked in, a helper that runs a script as a user would, tubs in
-it, and the runner of the hardening rows (tests/hardening.py) with its
-stock inputs. Plain helpers are in tests/helpers.py.
+it, what the session trains once (tests/trained.py: `trained`, locally, and
+`cloud_trained`, through the Vertex stand-in), and the runner of the
+hardening rows (tests/hardening.py) with its stock inputs. Plain helpers
+are in tests/helpers.py.
 
     def test_x(car, synth_tub, run):
         r = run("make_tub_archive.sh")
@@ -14,7 +16,7 @@ import subprocess
 import sys
 
 import pytest
-from helpers import ROOT, SCRIPTS, TEST_CONFIG, copy_real_tub, script_env, write_synth_tub
+from helpers import ROOT, TEST_CONFIG, car_from_template, copy_real_tub, script_env, write_synth_tub
 
 # The GCS emulator and the Vertex stand-in fixtures, for every test module.
 pytest_plugins = ["fixtures_gcs", "vertex_standin", "untrusted"]
@@ -34,11 +36,7 @@ def car_template(tmp_path_factory):
 @pytest.fixture
 def car(tmp_path, car_template):
     """A car folder made by `donkey createcar`, scripts symlinked in."""
-    path = tmp_path / "mycar"
-    shutil.copytree(car_template, path, symlinks=True)
-    for s in SCRIPTS:
-        os.symlink(os.path.join(ROOT, s), path / s)
-    return path
+    return car_from_template(car_template, tmp_path / "mycar")
 
 
 @pytest.fixture
@@ -67,6 +65,24 @@ def real_tub(car):
     """car/data holding the first 1000 records of the real track-5015 tub."""
     shutil.rmtree(car / "data")
     return copy_real_tub(str(car / "data"))
+
+
+@pytest.fixture(scope="session")
+def trained(tmp_path_factory, car_template):
+    """The session's one local training, for the tests that read what came
+    out (tests/trained.py): .models, .car, .result, .run_dir, ..."""
+    from trained import once, train
+    return once(tmp_path_factory, "trained", lambda folder: train(folder, car_template))
+
+
+@pytest.fixture(scope="session")
+def cloud_trained(tmp_path_factory, car_template, gcs_emulator):
+    """The session's one `submit_cloud_train.sh -g none -w` (tests/trained.py):
+    .car, .result, .vertex, .bucket."""
+    from fixtures_gcs import empty_bucket
+    from trained import cloud_train, once
+    return once(tmp_path_factory, "cloud", lambda folder: cloud_train(
+        folder, car_template, empty_bucket(gcs_emulator)))
 
 
 @pytest.fixture(scope="session")

@@ -117,13 +117,18 @@ def _env(url, **extra):
     return env
 
 
+def empty_bucket(emulator):
+    """The bucket in the emulator at EMULATOR (a URL), emptied."""
+    with urllib.request.urlopen(emulator + "/wipe?keep-buckets=true", timeout=10):
+        pass
+    client = _client(emulator)
+    return Gcs(emulator, client.bucket(BUCKET), env=_env(emulator))
+
+
 @pytest.fixture(name="gcs")
 def gcs_fixture(gcs_emulator):
     """An empty bucket in the emulator, and the scripts' environment for it."""
-    with urllib.request.urlopen(gcs_emulator + "/wipe?keep-buckets=true", timeout=10):
-        pass
-    client = _client(gcs_emulator)
-    return Gcs(gcs_emulator, client.bucket(BUCKET), env=_env(gcs_emulator))
+    return empty_bucket(gcs_emulator)
 
 
 @pytest.fixture(name="faulty_gcs")

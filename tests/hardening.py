@@ -25,24 +25,26 @@ and keep:
 
 A script's test file holds its table and one test over it:
 
-    from hardening import Row, row_ids, usage_rows
+    from hardening import Row, row_ids
 
-    ROWS = [*usage_rows("upload_tub_archive.sh"),
-            Row("upload:archive-missing", bucket, ("upload_tub_archive.sh",), 1,
+    ROWS = [Row("upload:archive-missing", bucket, ("upload_tub_archive.sh",), 1,
                 r"archive wip\\.tgz not found: ...$")]
 
     @pytest.mark.parametrize("row", ROWS, ids=row_ids(ROWS))
     def test_hardening(row, harden):        # harden: conftest.py, runs run_row
         harden(row)
 
+Every script's usage (-h, an unknown flag, an extra argument, a flag
+without its value) is checked in test_scripts.py, for all of them at once.
 Rows that would train fail before training. Cases not built here, and why:
 
 - A black-holed endpoint (packets dropped, not refused) needs control of the
   network, which a test cannot take here; the rows use a dead port on
   127.0.0.1, which is refused at once. For Cloud Storage the bound is
   TRAINER_GCS_DEADLINE of retries plus the 10 s connect timeout
-  (trainer/gcs.py; the upload row retries for the gcs fixture's 30 s, the
-  download row for 3 s to keep the table short); the Vertex client has no
+  (trainer/gcs.py; the upload and download rows retry for 3 s to keep the
+  table short; test_storage.py checks that the default deadline answers
+  within 3 minutes); the Vertex client has no
   knob of its own: httplib2's 60 s socket timeout, and a job is created
   without retries (trainer/cloud.py, vertex.py).
 - The disk-full row needs `mount -t tmpfs` (root, or a container allowed to
@@ -192,12 +194,6 @@ def row_ids(rows):
 
 # -- what rows of several scripts say ------------------------------------------------
 
-# The first flag of each script that takes a value.
-VALUE_FLAG = {"build_image.sh": "i", "deflate_tub_archive.sh": "a",
-              "download_models.sh": "m", "local_makemovie.sh": "m",
-              "local_train.sh": "a", "make_tub_archive.sh": "t",
-              "submit_cloud_makemovie.sh": "m", "submit_cloud_train.sh": "a",
-              "upload_tub_archive.sh": "a"}
 NO_BUCKET_VAR = (r"STEERING_BUCKET_NAME is not set: export the bucket's name, e\.g\. "
                  r"export STEERING_BUCKET_NAME=my-robocar-bucket$")
 NO_SUCH_BUCKET = (r"bucket gs://no-such-bucket does not exist: check the name "
@@ -207,16 +203,6 @@ NO_SUCH_BUCKET = (r"bucket gs://no-such-bucket does not exist: check the name "
 def interrupted(script):
     """What SCRIPT says, last, after Ctrl-C."""
     return rf"^{re.escape(script)}: interrupted; nothing half-written was left behind$"
-
-
-def usage_rows(script):
-    """Every script: help, an unknown flag, a flag without its value."""
-    flag = VALUE_FLAG[script]
-    return [Row(f"{script}:-h", None, (script, "-h"), 0, None,
-                out=rf"^Usage: {re.escape(script)} "),
-            Row(f"{script}:unknown-flag", None, (script, "-Z"), 2, r"unknown flag -Z$"),
-            Row(f"{script}:-{flag}-without-value", None, (script, f"-{flag}"), 2,
-                rf"-{flag} needs a value$")]
 
 
 # -- setups of several scripts' rows ------------------------------------------------

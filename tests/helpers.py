@@ -1,7 +1,7 @@
 """What the tests share besides fixtures (tests/conftest.py): the toolkit's
-folder, the scripts, a script's environment, tubs written by DonkeyCar's own
-Tub, the real tub from ../shared, hand-made archives, and the one-line-error
-check.
+folder, the scripts, a script's environment, a car folder copied from the
+session's `donkey createcar` one, tubs written by DonkeyCar's own Tub, the
+real tub from ../shared, hand-made archives, and the one-line-error check.
 
     from helpers import ROOT, one_line_error, script_env, write_synth_tub
 """
@@ -26,6 +26,27 @@ def script_env(**extra):
     env.pop("TRAINER_PROG", None)
     env.update(extra)
     return env
+
+
+def wandb_env(tmp, **extra):
+    """A script's environment with W&B offline, project p, everything it
+    writes under TMP (nothing in HOME)."""
+    dirs = {name: str(tmp / name.lower()) for name in
+            ("WANDB_DIR", "WANDB_DATA_DIR", "WANDB_CACHE_DIR", "WANDB_CONFIG_DIR")}
+    for path in dirs.values():
+        os.makedirs(path, exist_ok=True)
+    return script_env(WANDB_MODE="offline", WANDB_PROJECT="p", **dirs, **extra)
+
+
+def car_from_template(template, path):
+    """PATH as a copy of the createcar folder TEMPLATE (conftest.py's
+    car_template), the scripts symlinked in as a user links them."""
+    shutil.copytree(template, path, symlinks=True)
+    for s in SCRIPTS:
+        os.symlink(os.path.join(ROOT, s), os.path.join(path, s))
+    return path
+
+
 def write_synth_tub(path, records=200, deleted=0, size="160x120"):
     from synthtub import write_tub
     w, h = map(int, size.split("x"))

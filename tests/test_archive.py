@@ -7,7 +7,7 @@ import subprocess
 import tarfile
 
 import pytest
-from hardening import Row, elsewhere, has_bytes, interrupted, row_ids, tub, usage_rows, with_tub
+from hardening import Row, elsewhere, has_bytes, interrupted, row_ids, tub, with_tub
 from helpers import one_line_error, write_synth_tub
 from untrusted import (
     config_without_default_model_type,
@@ -219,7 +219,6 @@ def archive_made(ctx, r):
 
 
 ROWS = [
-    *usage_rows("make_tub_archive.sh"),
     Row("make:outside-a-car-folder", elsewhere, ("make_tub_archive.sh",), 1,
         r"no config\.py in \S+/elsewhere: run this from your car folder \(made by "
         r"'donkey createcar'\), e\.g\. cd ~/mycar$"),

@@ -1,4 +1,4 @@
-"""download_models.sh with a real model (trained once, tests/trained.py):
+"""download_models.sh with a real model (the session's, tests/trained.py):
 the set its card names, verified; and on the car, "will it drive?" (issue
 16): the card against the car's config, the shipped frames through the
 car's own DonkeyCar pilot, the entry in models/database.json and the drive
@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 from hardening import Row, row_ids
 from helpers import one_line_error
-from trained import NAME, trained_once
+from trained import NAME
 
 from trainer.core.bucket import OUTPUTS
 
@@ -24,11 +24,6 @@ LAG = re.compile(r"download_models\.sh: warning: the \.h5 takes \d+ ms a frame h
                  r"more than the 50 ms a loop of DRIVE_LOOP_HZ=20: the car will lag; the "
                  r"\.tflite takes [\d.]+ ms: drive it \(DEFAULT_MODEL_TYPE = 'tflite_linear' "
                  r"in myconfig\.py\)")
-
-
-@pytest.fixture
-def trained(tmp_path_factory, car_template):
-    return trained_once(tmp_path_factory, car_template) / "out"
 
 
 def put_model(gcs, out, skip=()):
@@ -51,14 +46,14 @@ def myconfig(car, text):
 
 
 def test_on_the_car_it_checks_registers_and_says_how_to_drive(car, run, gcs, trained):
-    put_model(gcs, trained)
+    put_model(gcs, trained.models)
     r = run("download_models.sh", env=gcs.env)
     assert r.returncode == 0, r.stderr
     # The .h5 runs eagerly: on a slow machine (2 cores here) past 50 ms a frame.
     assert all(LAG.match(ln) for ln in r.stderr.splitlines()), r.stderr
     assert sorted(os.listdir(car / "models")) == sorted(SEVEN + ["database.json"])
     for name in SEVEN:
-        assert (car / "models" / name).read_bytes() == (trained / name).read_bytes()
+        assert (car / "models" / name).read_bytes() == (trained.models / name).read_bytes()
     ran = {m.group(1): m for m in re.finditer(
         r"car check: the \.(h5|tflite|onnx) \(\w+\) agrees with the training job on 8 "
         r"frames \(max difference (\S+)\); median ([\d.]+) ms a frame of the "
@@ -70,7 +65,7 @@ def test_on_the_car_it_checks_registers_and_says_how_to_drive(car, run, gcs, tra
     assert r.stdout.rstrip().endswith(         # the fastest that agrees (issue 23)
         "drive it: python manage.py drive --model models/pilot-wip.int8.tflite --type "
         "tflite_linear")
-    card = json.loads((trained / f"{NAME}.json").read_text())
+    card = json.loads((trained.models / f"{NAME}.json").read_text())
     [entry] = [e for e in database(car) if e["Name"] == NAME]
     assert entry["Type"] == "tflite_linear" and entry["Val loss"] == card["best_val_loss"]
     assert entry["Tubs"] == "data"
@@ -85,7 +80,7 @@ def test_on_the_car_it_checks_registers_and_says_how_to_drive(car, run, gcs, tra
 
 
 def test_a_tflite_car_takes_only_the_tflite(car, run, gcs, trained):
-    put_model(gcs, trained)
+    put_model(gcs, trained.models)
     myconfig(car, "DEFAULT_MODEL_TYPE = 'tflite_linear'")
     r = run("download_models.sh", "-F", "tflite", env=gcs.env)
     assert r.returncode == 0, r.stderr
@@ -101,7 +96,7 @@ def test_a_tflite_car_takes_only_the_tflite(car, run, gcs, trained):
 
 def test_without_donkeycar_or_a_car_folder_it_downloads_and_says_why(car, run, gcs,
                                                                      trained, tmp_path):
-    put_model(gcs, trained)
+    put_model(gcs, trained.models)
     stub = tmp_path / "no-donkeycar" / "donkeycar"           # a laptop without it
     stub.mkdir(parents=True)
     (stub / "__init__.py").write_text("raise ImportError(\"No module named 'donkeycar'\")\n")
@@ -125,8 +120,7 @@ def model_in_bucket(*, skip=(), config=None, change=None):
     car's myconfig.py; CHANGE(gcs, out) to damage the set."""
     def setup(ctx):
         gcs = ctx.use_gcs()
-        out = trained_once(ctx.request.getfixturevalue("tmp_path_factory"),
-                           ctx.stock.template) / "out"
+        out = ctx.request.getfixturevalue("trained").models
         put_model(gcs, out, skip)
         if config:
             myconfig(ctx.car, config)

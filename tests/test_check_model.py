@@ -10,7 +10,7 @@ import sys
 
 import pytest
 from helpers import one_line_error
-from trained import NAME, trained_once
+from trained import NAME
 
 from trainer.core.bucket import OUTPUTS
 
@@ -21,9 +21,9 @@ AGREES = re.compile(r"^car check: the \.(h5|tflite|onnx) \((tensorflow|ai_edge_l
 
 
 @pytest.fixture
-def copied(car, tmp_path_factory, car_template):
+def copied(car, trained):
     """The trained model's files copied into the car's models/, as rsync would."""
-    out = trained_once(tmp_path_factory, car_template) / "out"
+    out = trained.models
     (car / "models").mkdir(exist_ok=True)
     for suffix in OUTPUTS:
         shutil.copy(out / f"{NAME}{suffix}", car / "models")

@@ -2,12 +2,14 @@
 submit that checks what it can before a machine is paid for. The jobs run on
 the Vertex stand-in (tests/vertex_standin.py) with this machine's Python,
 which has no GPU: the one thing here that cannot be real."""
+import gzip
 import hashlib
 import json
 import re
 
 import httplib2
 import pytest
+from google_standin import service_disabled
 from googleapiclient.errors import HttpError
 from helpers import one_line_error
 
@@ -41,12 +43,12 @@ def machine(body):
 
 # -- GPU truth -------------------------------------------------------------------
 
-def test_a_gpu_job_without_a_gpu_fails_before_it_fetches_anything(car, synth_tub, run,
-                                                                  vertex):
+def test_a_gpu_job_without_a_gpu_fails_before_it_fetches_anything(car, run, vertex):
     """Done-when 2: sent with the default T4 to a machine with no GPU (the
     stand-in), the job stops at its first step with the GPU line, and -w
-    exits 1 naming it."""
-    assert run("make_tub_archive.sh").returncode == 0
+    exits 1 naming it. The archive is a stand-in: read, it would fail as
+    damaged."""
+    (car / "wip.tgz").write_bytes(gzip.compress(b"an archive, as far as gzip goes"))
     r = run("submit_cloud_train.sh", "-w", env=vertex.env, timeout=600)
     assert r.returncode == 1
     line = one_line_error(r)
@@ -57,12 +59,11 @@ def test_a_gpu_job_without_a_gpu_fails_before_it_fetches_anything(car, synth_tub
     assert {"name": "TRAINER_ACCELERATOR", "value": "NVIDIA_TESLA_T4:1"} in env["env"]
 
 
-def test_a_cpu_job_says_so_and_records_its_speed(car, synth_tub, run, vertex, gcs):
+def test_a_cpu_job_says_so_and_records_its_speed(cloud_trained):
     """-g none trains on the CPU: the log says what TensorFlow sees, and the
-    card names the device and the frames per second."""
-    assert run("make_tub_archive.sh").returncode == 0
-    r = run("submit_cloud_train.sh", "-g", "none", "-w", env=vertex.env, timeout=600)
-    assert r.returncode == 0, r.stderr[-3000:]
+    card names the device and the frames per second. (The session's cloud
+    run, tests/trained.py.)"""
+    car, r, vertex = cloud_trained.car, cloud_trained.result, cloud_trained.vertex
     assert "TensorFlow sees no GPU: training on the CPU" in r.stdout
     card = json.loads((car / "models" / "pilot-wip.json").read_text())
     assert card["device"] == {"gpus": [], "kind": "CPU"}
@@ -74,15 +75,13 @@ def test_a_cpu_job_says_so_and_records_its_speed(car, synth_tub, run, vertex, gc
 
 # -- restarts ----------------------------------------------------------------------
 
-def test_a_worker_restarted_after_publishing_leaves_one_complete_set(car, synth_tub, run,
-                                                                     vertex, gcs):
+def test_a_worker_restarted_after_publishing_leaves_one_complete_set(cloud_trained):
     """Done-when 3: Vertex AI starts the worker again after it published (a
     maintenance event, a preemption): the restart finds the card of its own
-    job, stops at once, and the job succeeds with the first attempt's set."""
-    vertex.restarts = 1
-    assert run("make_tub_archive.sh").returncode == 0
-    r = run("submit_cloud_train.sh", "-g", "none", "-w", env=vertex.env, timeout=900)
-    assert r.returncode == 0, r.stderr[-3000:]
+    job, stops at once, and the job succeeds with the first attempt's set.
+    (The session's cloud run, restarted once: tests/trained.py.)"""
+    r, gcs = cloud_trained.result, cloud_trained.bucket
+    assert cloud_trained.vertex.restarts == 1
     jid = re.search(r"created Vertex AI job (\d+) ", r.stdout).group(1)
     assert (f"gs://robocar-test/models/pilot-wip.json was published by an earlier "
             f"attempt of job {jid}: the model is complete, nothing left to do") in r.stdout
@@ -206,13 +205,21 @@ def test_user_credentials_bill_the_project_they_are_used_for(monkeypatch):
     assert project == "my-project" and creds.quota_project_id == "my-project"
 
 
-def test_a_403_for_a_disabled_api_names_the_quota_project_fix():
-    content = json.dumps({"error": {"code": 403, "status": "PERMISSION_DENIED", "message":
-                          "Vertex AI API has not been used in project 1234 before or it "
-                          "is disabled."}}).encode()
-    line = cloud.http_error_message(HttpError(httplib2.Response({"status": 403}), content))
+def test_a_403_for_a_disabled_api_names_the_api_and_the_quota_project_fix():
+    """Google's SERVICE_DISABLED answer (its ErrorInfo reason and metadata)
+    names the command that enables the API, and the quota-project fix; the
+    same words without the ErrorInfo are not taken for it."""
+    _, body = service_disabled("aiplatform.googleapis.com", "1234")
+    answer = HttpError(httplib2.Response({"status": 403}), json.dumps(body).encode())
+    line = cloud.http_error_message(answer)
+    assert line.startswith("HTTP 403 PERMISSION_DENIED SERVICE_DISABLED: Vertex AI API has "
+                           "not been used in project 1234")
+    assert "`gcloud services enable aiplatform.googleapis.com --project YOUR_PROJECT`" in line
+    assert "https://console.developers.google.com/apis/api/aiplatform.googleapis.com/" in line
     assert "gcloud auth application-default set-quota-project YOUR_PROJECT" in line
-    assert line.startswith("HTTP 403 PERMISSION_DENIED: Vertex AI API has not been used")
+    del body["error"]["details"]
+    words_only = HttpError(httplib2.Response({"status": 403}), json.dumps(body).encode())
+    assert "gcloud services enable" not in cloud.http_error_message(words_only)
 
 
 # -- checks before sending -------------------------------------------------------------
@@ -271,6 +278,31 @@ def test_a_pair_vertex_would_refuse_is_refused_here(car, wip, run, idle_vertex, 
     assert idle_vertex.requests == []
 
 
+@pytest.mark.parametrize("flags,says", [
+    (["-g", "NVIDIA_TESLA_T4:3"], "-M n1-standard-8 -g NVIDIA_TESLA_T4:3: Vertex AI attaches "
+     "NVIDIA_TESLA_T4 in counts of 1, 2, 4 only: pass e.g. -g NVIDIA_TESLA_T4:2"),
+    (["-M", "n1-standard-16", "-g", "NVIDIA_TESLA_V100"], "-M n1-standard-16 -g "
+     "NVIDIA_TESLA_V100: Vertex AI gives 1 x NVIDIA_TESLA_V100 at most 8 vCPUs, and "
+     "n1-standard-16 has 16: pass -g NVIDIA_TESLA_V100:2, or a smaller machine such as "
+     "-M n1-standard-8"),
+    (["-g", "NVIDIA_TESLA_K80"], "-g NVIDIA_TESLA_K80: Vertex AI no longer offers "
+     "NVIDIA_TESLA_K80 (Nvidia Tesla K80 GPU has reached end of support, see "
+     "https://cloud.google.com/compute/docs/eol/k80-eol): use -g NVIDIA_TESLA_T4:1 instead"),
+    (["-M", "n1-standard-32"], "-M n1-standard-32: Vertex AI gives 1 x NVIDIA_TESLA_T4 at "
+     "most 16 vCPUs, and n1-standard-32 has 32: pass -g NVIDIA_TESLA_T4:2"),
+])
+def test_a_pair_vertex_refuses_at_create_is_refused_before_staging(car, run, gcs,
+                                                                   make_vertex, flags, says):
+    """Done-when 4: Vertex AI answers these with HTTP 400 when the job is
+    created, after the archive went up; here nothing is uploaded or asked."""
+    (car / "wip.tgz").write_bytes(b"an archive")
+    vx = make_vertex(gcs, run_jobs=False)
+    r = run("submit_cloud_train.sh", *flags, env=vx.env)
+    assert r.returncode == 1
+    assert one_line_error(r).startswith(f"submit_cloud_train.sh: {says}")
+    assert gcs.names() == [] and vx.requests == [] and vx.google.requests == []
+
+
 def test_the_dry_run_says_what_to_save_as_job_yaml(car, wip, run, idle_vertex):
     _, notes = dry_run(run, idle_vertex.env)
     assert 'save the "jobSpec" object printed above as job.yaml, then run:' in notes
@@ -321,13 +353,12 @@ def test_a_succeeded_job_stops_reading_when_the_log_is_quiet():
     assert len(polls) == vertex.LATE_QUIET
 
 
-def test_a_training_log_is_one_line_an_epoch_and_no_converter_chatter(car, synth_tub, run):
+def test_a_training_log_is_one_line_an_epoch_and_no_converter_chatter(trained):
     """Piped to a file (as in the cloud), DonkeyCar's VERBOSE_TRAIN is 2: no
     progress-bar backspaces; the TFLite converter's summary, XNNPACK's notice
-    and the job's temporary paths stay out."""
-    assert run("make_tub_archive.sh").returncode == 0
-    r = run("local_train.sh", "-c", "MAX_EPOCHS=2")
-    assert r.returncode == 0, r.stderr[-3000:]
+    and the job's temporary paths stay out. (The session's training,
+    `local_train.sh -c MAX_EPOCHS=2`, W&B's lines included: tests/trained.py.)"""
+    r = trained.result
     both = r.stdout + r.stderr
     for noise in ("\x08", "Non-Converted Ops", "XNNPACK", "/tmp/robocar-train-",
                   "considered legacy"):

@@ -16,7 +16,6 @@ from hardening import (
     has_entries,
     interrupted,
     row_ids,
-    usage_rows,
 )
 from helpers import ROOT, one_line_error, tar_bytes, write_legacy_archive
 from untrusted import (
@@ -50,17 +49,17 @@ def tree(path):
             for p in sorted(path.rglob("*")) if p.is_file()}
 
 
-def test_restores_a_car_folder_into_an_empty_dir(car, archive, run, tmp_path):
-    dest = tmp_path / "restored"
-    r = run("deflate_tub_archive.sh", "-a", archive, "-d", dest)
-    assert r.returncode == 0, r.stderr
+def test_restores_a_car_folder_into_an_empty_dir(trained):
+    """The session's training restored its car folder into a new one with
+    `deflate_tub_archive.sh -a wip.tgz -d DEST`, then archived it again and
+    trained there (tests/trained.py)."""
+    car, dest = trained.origin, trained.car
+    assert trained.restored.returncode == 0, trained.restored.stderr
     assert (dest / "config.py").read_bytes() == (car / "config.py").read_bytes()
     assert tree(dest / "data") == tree(car / "data")
     assert not [p for p in dest.iterdir() if p.name.startswith(".deflate-")]
-    # ... and that folder trains: archive it again and train from it.
-    assert run("make_tub_archive.sh", cwd=dest).returncode == 0
-    r = run("local_train.sh", cwd=dest)
-    assert r.returncode == 0, r.stderr[-2000:]
+    # ... and that folder trains: archived again and trained from it.
+    assert trained.result.returncode == 0
     assert (dest / "models" / "pilot-wip.tflite").stat().st_size > 0
 
 
@@ -149,7 +148,6 @@ def extracting(ctx):
 
 
 ROWS = [
-    *usage_rows("deflate_tub_archive.sh"),
     Row("deflate:archive-missing", None, ("deflate_tub_archive.sh",), 1,
         r"archive wip\.tgz not found: make one with \./make_tub_archive\.sh, or pass "
         r"-a PATH$"),

@@ -22,7 +22,6 @@ from hardening import (
     has_bytes,
     interrupted,
     row_ids,
-    usage_rows,
     wait_until,
 )
 from helpers import ROOT, one_line_error, script_env
@@ -264,13 +263,12 @@ def test_a_model_of_another_generation_comes_with_a_warning(empty, run, gcs, tmp
 
 
 def test_usage(run):
+    """Its own flags (every script's usage errors: test_scripts.py)."""
     r = run("download_models.sh", "-h", env=script_env())
     assert r.returncode == 0
     assert "Usage: download_models.sh [-m BASENAME] [-d DIR] [-F FORMAT] [-f]" in r.stdout
     r = run("download_models.sh", "-d", env=script_env())
     assert r.returncode == 2 and "-d needs a value" in r.stderr
-    r = run("download_models.sh", "pilot-wip", env=script_env())
-    assert r.returncode == 2 and "unexpected argument" in r.stderr
 
 
 # -- hardening rows (tests/hardening.py) ---------------------------------------------
@@ -299,7 +297,6 @@ def downloading(ctx):
 
 
 ROWS = [
-    *usage_rows("download_models.sh"),
     Row("download:no-bucket-variable", None, ("download_models.sh",), 1, NO_BUCKET_VAR),
     Row("download:bucket-does-not-exist", bucket, ("download_models.sh",), 1,
         NO_SUCH_BUCKET, env={"STEERING_BUCKET_NAME": "no-such-bucket"}),

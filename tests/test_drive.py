@@ -19,7 +19,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 from helpers import SHARED_TUB, one_line_error, script_env
-from trained import NAME, trained_once
+from trained import NAME
 
 from trainer.core.bucket import OUTPUTS
 
@@ -35,10 +35,10 @@ def free_port():
 
 
 @pytest.fixture
-def drivable(car, tmp_path_factory, car_template):
+def drivable(car, trained):
     """The car with the session's model in models/, frames for the camera,
     and myconfig.py set for a drive without hardware."""
-    out = trained_once(tmp_path_factory, car_template) / "out"
+    out = trained.models
     (car / "models").mkdir(exist_ok=True)
     for suffix in OUTPUTS:
         shutil.copy(out / f"{NAME}{suffix}", car / "models")

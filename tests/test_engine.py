@@ -13,7 +13,7 @@ import sys
 
 import pytest
 from helpers import ROOT, one_line_error, script_env
-from trained import NAME, trained_once
+from trained import NAME
 
 from trainer.core.bucket import OUTPUTS
 
@@ -21,8 +21,8 @@ FAKE = os.path.join(ROOT, "tests", "fake_tensorrt")
 
 
 @pytest.fixture
-def copied(car, tmp_path_factory, car_template):
-    out = trained_once(tmp_path_factory, car_template) / "out"
+def copied(car, trained):
+    out = trained.models
     (car / "models").mkdir(exist_ok=True)
     for suffix in OUTPUTS:
         shutil.copy(out / f"{NAME}{suffix}", car / "models")

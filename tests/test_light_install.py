@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 from helpers import ROOT, one_line_error, write_synth_tub
-from trained import NAME, trained_once
+from trained import NAME
 
 from trainer.core.bucket import OUTPUTS
 
@@ -147,13 +147,12 @@ TFLITE_ON_A_PI = re.compile(
     r"DRIVE_LOOP_HZ=20$", re.M)
 
 
-def test_on_a_pi_the_check_runs_the_tflite_without_tensorflow(pi, car, run, gcs,
-                                                             tmp_path_factory, car_template):
+def test_on_a_pi_the_check_runs_the_tflite_without_tensorflow(pi, car, run, gcs, trained):
     """Issue 20: "will it drive?" runs on the car the user has. A trained
     model's .tflite, downloaded (-F tflite) and checked again with
     check_model.sh, both through DonkeyCar's own tflite pilot on
     ai-edge-litert, agreeing with the training job and timed."""
-    out = trained_once(tmp_path_factory, car_template) / "out"
+    out = trained.models
     for suffix in OUTPUTS:
         gcs.bucket.blob(f"models/{NAME}{suffix}").upload_from_filename(
             str(out / f"{NAME}{suffix}"))

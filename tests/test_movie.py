@@ -1,8 +1,8 @@
 """local_makemovie.sh: DonkeyCar's MakeMovie, salient map on by default; its
-hardening rows (tests/hardening.py) at the end."""
+trust rows (tests/hardening.py) at the end (its usage: test_scripts.py)."""
 import numpy as np
 import pytest
-from hardening import Row, row_ids, usage_rows
+from hardening import Row, row_ids
 from helpers import frames, one_line_error, save_model, write_synth_tub
 from untrusted import (
     UNSAFE_PATH,
@@ -21,37 +21,11 @@ def movie_car(car, synth_tub, run):
     return car
 
 
-def test_salient_and_plain_movies(movie_car, run):
-    r = run("local_makemovie.sh", "-s", "20", "-e", "80")
-    assert r.returncode == 0, r.stderr[-2000:]
-    assert "wrote pilot-wip.mp4: 60 frames (records 20 to 79) at 20 fps" in r.stdout
-    fps, salient = frames(movie_car / "pilot-wip.mp4")
-    assert fps == 20 and len(salient) == 60          # the config's DRIVE_LOOP_HZ
-    r = run("local_makemovie.sh", "-s", "20", "-e", "80", "-p", "-o", "plain.mp4")
-    assert r.returncode == 0, r.stderr[-2000:]
-    _, plain = frames(movie_car / "plain.mp4")
-    assert len(plain) == 60 and plain[0].shape == (240, 320, 3)   # scaled 2x
-    # The salient map recolours the frame; the plain one keeps the camera image.
-    diff = np.abs(salient[10].astype(int) - plain[10].astype(int)).mean()
-    assert diff > 2, diff
-    # Which bar is whose: a green swatch ("you") above a blue one ("model").
-    for frame in (salient[0], plain[30]):
-        green, blue = frame[6:12, 6:14].mean(axis=(0, 1)), frame[20:26, 6:14].mean(axis=(0, 1))
-        assert green[1] > 180 and green[0] < 90 and green[2] < 90, green
-        assert blue[2] > 180 and blue[0] < 90 and blue[1] < 90, blue
-    # In a log (not a terminal) the progress is a line at each tenth, no redraws.
-    progress = [ln for ln in (r.stdout + r.stderr).splitlines() if "%|" in ln]
-    assert "\r" not in r.stdout + r.stderr and 5 <= len(progress) <= 12, progress
-    before = (movie_car / "plain.mp4").read_bytes()
-    r = run("local_makemovie.sh", "-e", "10", "-p", "-o", "plain.mp4")
-    assert r.returncode == 1 and "already exists: pass -f" in one_line_error(r)
-    assert (movie_car / "plain.mp4").read_bytes() == before
-
-
-def test_a_movie_to_the_end_of_a_tub_of_another_frame_size(car, run):
+def test_salient_and_plain_movies_of_a_tub_of_another_frame_size(car, run):
     """Frames of 128x120 under a config of 160x120 (the camera changed): they
-    train, since DonkeyCar resizes them; the movie resizes them the same way,
-    and runs to the tub's last record (the default END)."""
+    train, since DonkeyCar resizes them; the movie resizes them the same way.
+    The salient movie (the default) runs to the tub's last record (the
+    default END), the plain one (-p) from START to END."""
     write_synth_tub(car / "data", records=60, size="128x120")
     assert run("make_tub_archive.sh").returncode == 0
     (car / "models").mkdir(exist_ok=True)
@@ -61,9 +35,31 @@ def test_a_movie_to_the_end_of_a_tub_of_another_frame_size(car, run):
     assert "frames are 128x120, the config's 160x120: resized as training resizes them" \
         in r.stdout
     assert "wrote pilot-wip.mp4: 59 frames (records 1 to 59) at 20 fps" in r.stdout
-    fps, shown = frames(car / "pilot-wip.mp4")
-    assert len(shown) == 59 and shown[0].shape == (240, 320, 3)      # 160x120, 2x
     assert "Traceback" not in r.stderr and "Unexpected closing manifest" not in r.stderr
+    fps, salient = frames(car / "pilot-wip.mp4")
+    assert fps == 20 and len(salient) == 59           # the config's DRIVE_LOOP_HZ
+    assert salient[0].shape == (240, 320, 3)          # 160x120, scaled 2x
+    r = run("local_makemovie.sh", "-s", "20", "-e", "50", "-p", "-o", "plain.mp4")
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "wrote plain.mp4: 30 frames (records 20 to 49) at 20 fps" in r.stdout
+    _, plain = frames(car / "plain.mp4")
+    assert len(plain) == 30 and plain[0].shape == (240, 320, 3)
+    # The salient map recolours the frame; the plain one keeps the camera
+    # image (record 30 in both).
+    diff = np.abs(salient[29].astype(int) - plain[10].astype(int)).mean()
+    assert diff > 2, diff
+    # Which bar is whose: a green swatch ("you") above a blue one ("model").
+    for frame in (salient[0], plain[20]):
+        green, blue = frame[6:12, 6:14].mean(axis=(0, 1)), frame[20:26, 6:14].mean(axis=(0, 1))
+        assert green[1] > 180 and green[0] < 90 and green[2] < 90, green
+        assert blue[2] > 180 and blue[0] < 90 and blue[1] < 90, blue
+    # In a log (not a terminal) the progress is a line at each tenth, no redraws.
+    progress = [ln for ln in (r.stdout + r.stderr).splitlines() if "%|" in ln]
+    assert "\r" not in r.stdout + r.stderr and 5 <= len(progress) <= 12, progress
+    before = (car / "plain.mp4").read_bytes()
+    r = run("local_makemovie.sh", "-e", "10", "-p", "-o", "plain.mp4")
+    assert r.returncode == 1 and "already exists: pass -f" in one_line_error(r)
+    assert (car / "plain.mp4").read_bytes() == before
 
 
 def test_missing_model_other_size_and_bad_range(movie_car, run):
@@ -92,16 +88,6 @@ def test_moviepy_2_is_refused_with_the_fix(movie_car, run, tmp_path):
     assert r.returncode == 1
     assert "moviepy 2.1.2 is installed but DonkeyCar's makemovie needs moviepy 1: " \
            "pip install 'moviepy<2'" in one_line_error(r)
-
-
-# -- hardening rows (tests/hardening.py) ---------------------------------------------
-
-ROWS = usage_rows("local_makemovie.sh")
-
-
-@pytest.mark.parametrize("row", ROWS, ids=row_ids(ROWS))
-def test_hardening(row, harden):
-    harden(row)
 
 
 # -- trust boundaries: what an archive, a tub, a config or a model someone

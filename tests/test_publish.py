@@ -10,7 +10,7 @@ import os
 import pytest
 from faultproxy import FaultProxy
 from hardening import Row, good_archive, row_ids, steps
-from trained import NAME, trained_once
+from trained import NAME
 
 from trainer.core import bucket as layout
 from trainer.core import gcs as gcsmod
@@ -21,9 +21,9 @@ SEVEN = [NAME + s for s in layout.OUTPUTS]          # in publishing order
 
 
 @pytest.fixture
-def local(tmp_path_factory, car_template):
-    out = trained_once(tmp_path_factory, car_template) / "out"
-    return layout.model_files(str(out), NAME)
+def local(trained):
+    """The session's model (tests/trained.py): {suffix: path}."""
+    return layout.model_files(str(trained.models), NAME)
 
 
 @pytest.fixture

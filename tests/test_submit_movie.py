@@ -8,7 +8,7 @@ import hashlib
 import re
 
 import pytest
-from hardening import Row, cloud, good_archive, row_ids, usage_rows
+from hardening import Row, cloud, good_archive, row_ids
 from helpers import frames, one_line_error, save_model
 
 from trainer.core import bucket
@@ -144,7 +144,6 @@ def test_help_names_the_spot_flag_and_usage_errors(run):
 # -- hardening rows (tests/hardening.py) ---------------------------------------------
 
 ROWS = [
-    *usage_rows("submit_cloud_makemovie.sh"),
     Row("submit-movie:no-REGION", cloud(), ("submit_cloud_makemovie.sh",), 1,
         r"REGION is not set: export REGION=europe-west1$", env={"REGION": None}),
 ]

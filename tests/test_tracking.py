@@ -1,12 +1,14 @@
 """Optional W&B tracking: WANDB_PROJECT=p ./local_train.sh leaves a run with
 val_loss per epoch, the archive as a `dataset` artifact (a reference, never a
 copy), the model files and card as a `model` artifact, and a card naming the
-run. W&B runs offline here (WANDB_MODE=offline), into temporary folders."""
+run. W&B runs offline here (WANDB_MODE=offline), into temporary folders; the
+run read is the session's training (tests/trained.py: `local_train.sh -c
+MAX_EPOCHS=2` with WANDB_PROJECT=p)."""
 import base64
+import gzip
 import hashlib
 import json
 import os
-import shutil
 import subprocess
 import sys
 import threading
@@ -14,21 +16,12 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 from discovery_schema import check
-from helpers import ROOT, SCRIPTS, one_line_error, script_env, write_synth_tub
+from helpers import ROOT, one_line_error, script_env, wandb_env
 
 from trainer.core.bucket import OUTPUTS
 from trainer.core.cloud import discovery_document
 
 KEY = "0123456789abcdef0123456789abcdef01234567"      # stands for a W&B API key
-
-
-def wandb_env(tmp, **extra):
-    """W&B offline, everything it writes under TMP (nothing in HOME)."""
-    dirs = {name: str(tmp / name.lower()) for name in
-            ("WANDB_DIR", "WANDB_DATA_DIR", "WANDB_CACHE_DIR", "WANDB_CONFIG_DIR")}
-    for path in dirs.values():
-        os.makedirs(path, exist_ok=True)
-    return script_env(WANDB_MODE="offline", WANDB_PROJECT="p", **dirs, **extra)
 
 
 def sha256(path):
@@ -94,33 +87,8 @@ def items(record_items):
             for it in record_items}
 
 
-@pytest.fixture(scope="module")
-def tracked(tmp_path_factory, car_template):
-    """A synthetic tub trained for 2 epochs by ./local_train.sh with
-    WANDB_MODE=offline WANDB_PROJECT=p: (car, result, run folder, W&B folders)."""
-    tmp = tmp_path_factory.mktemp("tracked")
-    car = tmp / "mycar"
-    shutil.copytree(car_template, car, symlinks=True)
-    for s in SCRIPTS:
-        os.symlink(os.path.join(ROOT, s), car / s)
-    shutil.rmtree(car / "data")
-    write_synth_tub(car / "data")
-    with open(car / "myconfig.py", "a") as f:
-        f.write("MAX_EPOCHS = 2\n")                # two epochs to find in the run
-    env = wandb_env(tmp)
-    r = subprocess.run(["./make_tub_archive.sh"], cwd=car, env=env, capture_output=True,
-                       text=True)
-    assert r.returncode == 0, r.stderr
-    r = subprocess.run(["./local_train.sh"], cwd=car, env=env, capture_output=True,
-                       text=True, timeout=600)
-    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
-    runs = tmp / "wandb_dir" / "wandb"
-    [run_dir] = [runs / d for d in os.listdir(runs) if d.startswith("offline-run-")]
-    return car, r, run_dir, tmp
-
-
-def test_the_run_has_the_config_and_val_loss_for_every_epoch(tracked):
-    car, _, run_dir, _ = tracked
+def test_the_run_has_the_config_and_val_loss_for_every_epoch(trained):
+    car, run_dir = trained.car, trained.run_dir
     records = read_run(run_dir)
     [run] = of_kind(records, "run")
     assert run.project == "p" and run.display_name == "pilot-wip"
@@ -145,8 +113,8 @@ def test_the_run_has_the_config_and_val_loss_for_every_epoch(tracked):
     assert summary["parity"] == pytest.approx(card["parity"])
 
 
-def test_the_archive_goes_in_as_a_reference_and_the_model_comes_out(tracked):
-    car, _, run_dir, tmp = tracked
+def test_the_archive_goes_in_as_a_reference_and_the_model_comes_out(trained):
+    car, run_dir, tmp = trained.car, trained.run_dir, trained.base
     artifacts = {a.type: a for a in of_kind(read_run(run_dir), "artifact")}
     assert set(artifacts) == {"dataset", "model"}
 
@@ -177,8 +145,8 @@ def test_the_archive_goes_in_as_a_reference_and_the_model_comes_out(tracked):
     assert [path for path, local in staged.items() if not os.path.isfile(local)] == []
 
 
-def test_the_card_names_the_run(tracked):
-    car, r, run_dir, _ = tracked
+def test_the_card_names_the_run(trained):
+    car, r, run_dir = trained.car, trained.result, trained.run_dir
     card = json.loads((car / "models" / "pilot-wip.json").read_text())
     [run] = of_kind(read_run(run_dir), "run")
     assert card["wandb"]["run_id"] == run.run_id and str(run_dir).endswith(run.run_id)
@@ -187,15 +155,15 @@ def test_the_card_names_the_run(tracked):
     assert f"W&B run pilot-wip ({run.run_id}): offline in {run_dir}" in r.stdout
 
 
-def test_wandb_project_without_wandb_is_one_line_before_training(car, synth_tub, run,
-                                                                 tmp_path):
+def test_wandb_project_without_wandb_is_one_line_before_training(car, run, tmp_path):
     """A package named wandb that cannot be imported, first on PYTHONPATH,
-    stands in for a machine without wandb."""
+    stands in for a machine without wandb. The archive is never opened (a
+    stand-in would fail as damaged)."""
     fake = tmp_path / "site" / "wandb"
     fake.mkdir(parents=True)
     (fake / "__init__.py").write_text(
         "raise ModuleNotFoundError(\"No module named 'wandb'\", name='wandb')\n")
-    assert run("make_tub_archive.sh").returncode == 0
+    (car / "wip.tgz").write_bytes(gzip.compress(b"an archive, as far as gzip goes"))
     r = run("local_train.sh", env=wandb_env(tmp_path, PYTHONPATH=str(tmp_path / "site")))
     assert r.returncode == 1
     assert one_line_error(r) == (
@@ -214,10 +182,10 @@ def test_without_wandb_project_nothing_imports_wandb(tmp_path):
     code = (
         "import sys\n"
         "import trainer.task, trainer.job.training, trainer.client.submit\n"
+        "from trainer.core.flags import train_args\n"
         "from trainer.job import tracking\n"
         "from trainer.job.plan import Plan\n"
-        "plan = Plan(name='pilot-x', archives=['wip.tgz'], output='models', outputs={})\n"
-        "plan.results.archives.append({'uri': 'wip.tgz'})\n"
+        "plan = Plan.from_args(train_args(['--archive', 'wip.tgz', '-m', 'pilot-x']))\n"
         "tracker = tracking.start('pilot-x')\n"
         "card = {'best_val_loss': 0.1}\n"
         "with tracker:\n"

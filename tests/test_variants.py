@@ -13,19 +13,15 @@ import sys
 
 import numpy as np
 import pytest
-from helpers import ROOT, SCRIPTS, copy_real_tub, one_line_error, script_env, write_synth_tub
-from trained import NAME, trained_once
+from helpers import (ROOT, car_from_template, copy_real_tub, one_line_error, script_env,
+                     write_synth_tub)
+from trained import NAME
 
 from trainer.core import bucket
 from trainer.core import gcs as gcsmod
 from trainer.core.storage import Storage
 
 FORMATS = ("h5", "tflite", "fp16", "int8", "onnx")
-
-
-@pytest.fixture
-def trained(tmp_path_factory, car_template):
-    return trained_once(tmp_path_factory, car_template)
 
 
 def card_of(out):
@@ -59,14 +55,14 @@ def within_tolerance(card, frames):
 def test_every_run_publishes_both_variants_within_tolerance(trained):
     """The session's synthetic model (4 epochs: it steers): both variants in
     the set and the card, the log saying how they did."""
-    out = trained / "out"
+    out = trained.models
     card = card_of(out)
     within_tolerance(card, frames=30)
     for fmt in ("fp16", "int8"):
         path = out / card["variants"][fmt]["file"]
         assert card["files"][path.name]["sha256"] == hashlib.sha256(
             path.read_bytes()).hexdigest()
-    log = (trained / "train.log").read_text()
+    log = trained.result.stdout
     assert "fp16 .tflite: 1.6 MB, " in log and "int8 .tflite: 0.8 MB, " in log
     assert "(tolerance: steering error at most 0.02 above the .h5's)" in log
 
@@ -78,14 +74,14 @@ def test_the_int8_is_integer_inside_with_float_input_and_output(trained):
     from donkeycar.config import load_config
     from donkeycar.utils import get_model_by_type
 
-    path = str(trained / "out" / f"{NAME}.int8.tflite")
+    path = str(trained.models / f"{NAME}.int8.tflite")
     lite = Interpreter(model_path=path)
     assert [d["dtype"] for d in lite.get_input_details()] == [np.float32]
     assert {d["dtype"] for d in lite.get_output_details()} == {np.float32}
     kinds = {d["dtype"] for d in lite.get_tensor_details()}
     assert np.int8 in kinds
-    cfg = load_config(str(trained / "mycar" / "config.py"))
-    frames = np.load(trained / "out" / f"{NAME}.frames.npz")
+    cfg = load_config(str(trained.car / "config.py"))
+    frames = np.load(trained.models / f"{NAME}.frames.npz")
     pilot = get_model_by_type("tflite_linear", cfg)
     pilot.load(path)
     got = np.array([[float(np.ravel(x)[0]) for x in pilot.run(img)]
@@ -98,7 +94,9 @@ def test_a_set_without_a_variant_is_published_and_downloaded_as_its_card_says(
     """A run that withheld its int8 replaces (-f) a set that had one: the old
     int8 leaves the bucket with it; -F int8 says why there is none."""
     out = tmp_path / "out"
-    shutil.copytree(trained / "out", out)
+    out.mkdir()
+    for suffix in bucket.OUTPUTS:
+        shutil.copy(trained.models / f"{NAME}{suffix}", out)
     card = card_of(out)
     (out / f"{NAME}.int8.tflite").unlink()
     del card["files"][f"{NAME}.int8.tflite"]
@@ -168,7 +166,7 @@ def test_an_int8_calibrated_on_blank_frames_is_withheld_with_the_reason(
     withheld (and last week's int8 taken away); the card and the run say why,
     the download takes the rest, and the car's check drives another file."""
     for suffix in bucket.OUTPUTS:
-        gcs.put(f"models/{NAME}{suffix}", (trained / "out" / f"{NAME}{suffix}").read_bytes())
+        gcs.put(f"models/{NAME}{suffix}", (trained.models / f"{NAME}{suffix}").read_bytes())
     car = _car(tmp_path, car_template)
     write_synth_tub(car / "data", records=300)
     env = {**gcs.env, "PYTHONPATH": ROOT}
@@ -211,8 +209,8 @@ def test_the_car_does_not_recommend_a_variant_that_disagrees_there(trained, car,
     from trainer.job.export import export_int8
     for suffix in bucket.OUTPUTS:
         if suffix != bucket.CARD:
-            shutil.copy(trained / "out" / f"{NAME}{suffix}", car / "models")
-    model = tf.keras.models.load_model(str(trained / "out" / f"{NAME}.h5"), compile=False)
+            shutil.copy(trained.models / f"{NAME}{suffix}", car / "models")
+    model = tf.keras.models.load_model(str(trained.models / f"{NAME}.h5"), compile=False)
     export_int8(model, [[np.zeros((120, 160, 3), np.float32)]] * 50,
                 str(car / "models" / f"{NAME}.int8.tflite"))
     r = run("check_model.sh", "--accept-poor-model")
@@ -227,10 +225,7 @@ def test_the_car_does_not_recommend_a_variant_that_disagrees_there(trained, car,
 
 
 def _car(tmp_path, car_template):
-    car = tmp_path / "mycar"
-    shutil.copytree(car_template, car, symlinks=True)
-    for s in SCRIPTS:
-        os.symlink(os.path.join(ROOT, s), car / s)
+    car = car_from_template(car_template, tmp_path / "mycar")
     shutil.rmtree(car / "data")
     return car
 

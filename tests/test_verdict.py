@@ -9,7 +9,7 @@ import re
 
 import pytest
 from helpers import one_line_error, write_synth_tub
-from trained import NAME, trained_once
+from trained import EPOCHS, NAME
 
 FACTOR = re.compile(r"^steering error (\d\.\d{3}) on (\d+) unseen frames \(the last tenth "
                     r"of each training tub, held out of training\); a constant guess: "
@@ -101,10 +101,8 @@ def test_the_cars_check_refuses_it_unless_accepted(poor):
     assert sorted(os.listdir(car / "models")) == before      # database.json was there
 
 
-def test_the_synthetic_tubs_model_is_called_better_with_its_factor(tmp_path_factory,
-                                                                   car_template):
-    base = trained_once(tmp_path_factory, car_template)
-    log = (base / "train.log").read_text()
+def test_the_synthetic_tubs_model_is_called_better_with_its_factor(trained):
+    log = trained.result.stdout
     m = FACTOR.search(log)
     assert m, log[-2000:]
     model, frames, constant, factor, low, high = m.groups()
@@ -113,7 +111,8 @@ def test_the_synthetic_tubs_model_is_called_better_with_its_factor(tmp_path_fact
         float(constant) / float(model), abs=0.06)
     assert re.search(r"^to drive it: python manage\.py drive --model models/pilot-wip\."
                      r"tflite --type tflite_linear", log, re.M)
-    card = json.loads((base / "out" / f"{NAME}.json").read_text())
+    card = json.loads((trained.models / f"{NAME}.json").read_text())
+    assert card["epochs"] <= EPOCHS
     v = card["verdict"]
     assert v["better"] is True and v["steering"]["ratio"] < 0.9
     assert v["steering"]["model"] == pytest.approx(float(model), abs=5e-4)

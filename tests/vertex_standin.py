@@ -14,6 +14,14 @@ an empty folder, with the environment Vertex gives a container
 Cloud Storage. The job's stdout and stderr lines become `ml_job` log
 entries (INFO and ERROR); its exit status becomes the job's state.
 
+Beside the jobs it serves the project the toolkit checks before it pays
+(tests/google_standin.py, `vx.google`): the APIs enabled, the caller's
+permissions, the GPU quota, the images built, the W&B secret. Creating a
+job asks it too: a disabled Vertex AI API or a missing permission is a 403,
+a GPU without quota in REGION a 429 RESOURCE_EXHAUSTED, as Google answers.
+A log line can be made to arrive late (`vx.late`), with its own older
+timestamp, as Cloud Logging delivers some.
+
 With `images=Containers.find()` (make_vertex(gcs, images=...)), the job's
 command runs inside the image `make image` built instead, as Vertex AI
 runs it: `podman run --network host robocar-trainer:TAG python -m MODULE
@@ -21,6 +29,7 @@ ARGS`, TAG being the tag of the job's imageUri (dk5.3), with Vertex's
 environment and the job body's own, and nothing of this machine's.
 """
 import datetime
+import itertools
 import json
 import os
 import random
@@ -32,10 +41,11 @@ import tempfile
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from discovery_schema import check
+from google_standin import GoogleProject, error, gpu_quota_metric
 
 from trainer.core.cloud import discovery_document
 
@@ -61,6 +71,11 @@ class VertexStandin:
         self.procs = {}
         self.closed = False
         self.logs_denied = False
+        self.google = GoogleProject()
+        # {pattern: seconds}: a log line matching pattern is held back, and
+        # delivered (with its own, older timestamp) that long after the job ended.
+        self.late = {}
+        self._held = []
         self.work = tempfile.mkdtemp(prefix="vertex-standin-")
         self._clock_lock = threading.Lock()
         self._last = datetime.datetime.now(datetime.timezone.utc)
@@ -95,6 +110,14 @@ class VertexStandin:
         errors = check(self.doc, JOB, body)
         if errors:
             return 400, _error(400, "INVALID_ARGUMENT", "; ".join(errors))
+        machine = body["jobSpec"]["workerPoolSpecs"][0]["machineSpec"]
+        if machine.get("acceleratorType"):
+            spot = body["jobSpec"].get("scheduling", {}).get("strategy") == "SPOT"
+            metric = gpu_quota_metric(machine["acceleratorType"], spot)
+            if self.google.quota_of(metric) < machine["acceleratorCount"]:
+                # Google's answer names the metric in its message only.
+                return 429, error(429, "RESOURCE_EXHAUSTED", "The following quota metrics "
+                                  f"exceed quota limits: {metric}")
         jid = str(random.randrange(10**18, 10**19))
         job = dict(body, name=f"projects/{project}/locations/{region}/customJobs/{jid}",
                    state="JOB_STATE_PENDING", createTime=self.now(),
@@ -232,23 +255,46 @@ class VertexStandin:
         job.update(state=state, endTime=self.now(), updateTime=self.now())
         if code is not None:
             job["error"] = {"code": code, "message": message}
+        for delay, entry in self._held:
+            threading.Timer(delay, self._deliver, args=(entry,)).start()
+        self._held = []
+
+    def _deliver(self, entry):
+        with self.lock:
+            if not self.closed:
+                self.logs.append(entry)
 
     def _log(self, jid, project, stream, severity):
         for line in stream:
-            with self.lock:
-                stamp = self.now()
-                self.logs.append({
-                    "insertId": f"{len(self.logs):08x}",
-                    "logName": f"projects/{project}/logs/workerpool0-0",
-                    "resource": {"type": "ml_job", "labels": {
-                        "job_id": jid, "project_id": project, "task_name": "workerpool0-0"}},
-                    "severity": severity, "textPayload": line.rstrip("\n"),
-                    "timestamp": stamp, "receiveTimestamp": stamp,
-                })
+            self.log(jid, line.rstrip("\n"), severity, project)
+
+    def log(self, jid, text, severity="INFO", project=None, stamp=None):
+        """Log TEXT as job JID's next line (now, or at STAMP); held back when
+        a pattern of self.late matches it."""
+        with self.lock:
+            stamp = stamp or self.now()
+            entry = {
+                "insertId": f"{next(_INSERT_IDS):08x}",
+                "logName": f"projects/{project or PROJECT}/logs/workerpool0-0",
+                "resource": {"type": "ml_job", "labels": {
+                    "job_id": jid, "project_id": project or PROJECT,
+                    "task_name": "workerpool0-0"}},
+                "severity": severity, "textPayload": text,
+                "timestamp": stamp, "receiveTimestamp": stamp,
+            }
+            delay = next((d for p, d in self.late.items() if re.search(p, text)), None)
+            if delay is None:
+                self.logs.append(entry)
+            else:
+                self._held.append((delay, entry))
+            return entry
 
 
 def _error(code, status, message):
     return {"error": {"code": code, "status": status, "message": message}}
+
+
+_INSERT_IDS = itertools.count()
 
 
 def _container_name(jid):
@@ -299,13 +345,16 @@ class Containers:
         robocar-trainer."""
         return f"{LOCAL_REPOSITORY}:{image_uri.rpartition(':')[2]}"
 
-    def run_command(self, image, argv, env, name=None):
+    def run_command(self, image, argv, env, name=None, mounts=None):
         """`TOOL run` of ARGV in IMAGE with only the environment ENV, on the
         host's network, so that a server on 127.0.0.1 (the GCS emulator) is
-        reachable as it is from here."""
+        reachable as it is from here; MOUNTS ({folder here: path inside})
+        read-only, as Vertex AI mounts the host's GPU driver."""
         command = [self.tool, "run", "--rm", "--network", "host"]
         if name:
             command += ["--name", name]
+        for here, inside in (mounts or {}).items():
+            command += ["--volume", f"{here}:{inside}:ro"]
         for key, value in env.items():
             command += ["--env", f"{key}={value}"]
         return command + [image, *argv]
@@ -315,33 +364,43 @@ class Containers:
                        capture_output=True, timeout=120)
 
 
-_ROUTES = [
-    ("POST", re.compile(r"^/v1/projects/([^/]+)/locations/([^/]+)/customJobs$"), "create"),
-    ("GET", re.compile(r"^/v1/projects/[^/]+/locations/[^/]+/customJobs/(\d+)$"), "get"),
+_ROUTES = [     # (HTTP method, path, handler, the API, the permission it takes)
+    ("POST", re.compile(r"^/v1/projects/([^/]+)/locations/([^/]+)/customJobs$"), "create",
+     "aiplatform.googleapis.com", "aiplatform.customJobs.create"),
+    ("GET", re.compile(r"^/v1/projects/[^/]+/locations/[^/]+/customJobs/(\d+)$"), "get",
+     "aiplatform.googleapis.com", "aiplatform.customJobs.get"),
     ("POST", re.compile(r"^/v1/projects/[^/]+/locations/[^/]+/customJobs/(\d+):cancel$"),
-     "cancel"),
-    ("POST", re.compile(r"^/v2/entries:list$"), "list_entries"),
+     "cancel", "aiplatform.googleapis.com", "aiplatform.customJobs.cancel"),
+    ("POST", re.compile(r"^/v2/entries:list$"), "list_entries", "logging.googleapis.com",
+     "logging.logEntries.list"),
 ]
 
 
 def _handler(standin):
     class Handler(BaseHTTPRequestHandler):
         def _serve(self, method):
-            path = urlsplit(self.path).path
+            url = urlsplit(self.path)
+            path = url.path
             length = int(self.headers.get("Content-Length") or 0)
             raw = self.rfile.read(length) if length else b""
             try:
                 body = json.loads(raw) if raw else {}
             except ValueError:
                 return self._reply(400, _error(400, "INVALID_ARGUMENT", "body is not JSON"))
-            with standin.lock:
-                standin.requests.append((method, path, body))
-            for verb, pattern, name in _ROUTES:
+            for verb, pattern, name, service, permission in _ROUTES:
                 m = pattern.match(path)
                 if m and verb == method:
+                    with standin.lock:
+                        standin.requests.append((method, path, body))
+                    refused = standin.google.refuse(service, permission, path[4:])
+                    if refused:
+                        return self._reply(*refused)
                     takes_body = method == "POST" and name != "cancel"
                     args = m.groups() + ((body,) if takes_body else ())
                     return self._reply(*getattr(standin, name)(*args))
+            answer = standin.google.answer(method, path, parse_qs(url.query), body)
+            if answer:
+                return self._reply(*answer)
             self._reply(404, _error(404, "NOT_FOUND", f"no route for {method} {path}"))
 
         def do_GET(self):
@@ -372,15 +431,19 @@ IMAGE = "europe-west1-docker.pkg.dev/robocar-test/robocar/trainer:test"
 CLOSED = "http://127.0.0.1:9"          # the discard port: nothing listens there
 
 
+# Every Google API the toolkit calls besides Cloud Storage (the GCS emulator).
+APIS = ("AIPLATFORM", "LOGGING", "SERVICEUSAGE", "CLOUDRESOURCEMANAGER", "ARTIFACTREGISTRY",
+        "CLOUDBUILD", "SECRETMANAGER")
+
+
 def cloud_env(base, url, gcloud_config):
-    """BASE plus what a user exports for the cloud, pointed at the stand-in;
-    gcloud gets an empty configuration of its own."""
+    """BASE plus what a user exports for the cloud, every API pointed at the
+    stand-in; gcloud gets an empty configuration of its own."""
     env = dict(base)
     env.update(REGION=REGION, TRAINER_IMAGE=IMAGE, GOOGLE_CLOUD_PROJECT=PROJECT,
-               CLOUDSDK_API_ENDPOINT_OVERRIDES_AIPLATFORM=url,
-               CLOUDSDK_API_ENDPOINT_OVERRIDES_LOGGING=url,
                CLOUDSDK_AUTH_DISABLE_CREDENTIALS="True",
                CLOUDSDK_CONFIG=str(gcloud_config))
+    env.update({f"CLOUDSDK_API_ENDPOINT_OVERRIDES_{api}": url for api in APIS})
     for name in ("GOOGLE_APPLICATION_CREDENTIALS", "JOB_DIR", "CLOUDSDK_CORE_PROJECT"):
         env.pop(name, None)
     return env

@@ -9,6 +9,7 @@ local_makemovie.sh go to trainer.task and trainer.movie the same way).
     python -m trainer.cli check -m pilot-wip               # check_model.sh
     python -m trainer.cli drive -m pilot-wip --format onnx # drive.sh
     python -m trainer.cli submit -a wip.tgz -g NVIDIA_TESLA_T4:1 -w   # submit_cloud_train.sh
+    python -m trainer.cli submit --check -d 5.4 -S    # is the project ready for that job?
     python -m trainer.cli submit-movie -m models/pilot-wip.h5 -e 60 -w
     python -m trainer.cli image -d 5.4                     # build_image.sh
 
@@ -231,6 +232,8 @@ def cloud_flags(p, then):
     p.add_argument("-S", "--spot", action="store_true", help="Spot VM (default: on demand)")
     p.add_argument("-w", "--wait", action="store_true", help=f"follow it, {then}")
     p.add_argument("-n", "--dry-run", action="store_true", help="print the job, send nothing")
+    p.add_argument("--check", action="store_true", help="check the project for this job "
+                   "(APIs, roles, bucket, image, GPU quota, secret), send nothing")
 
 
 def main(argv=None):

@@ -14,7 +14,7 @@ import shutil
 import subprocess
 import sys
 
-from trainer.core import generations, settings
+from trainer.core import cloud, generations, settings
 from trainer.core.errors import UserError
 
 CONFIG = "cloudbuild.yaml"
@@ -59,7 +59,9 @@ def build(args, say=print):
 
 # Since 2024, Cloud Build in a new organisation runs as the Compute Engine
 # default service account, which starts with no roles: the build cannot read
-# its own uploaded source, push the image or write its log.
+# its own uploaded source, push the image or write its log. Which account a
+# project's builds run as is Cloud Build's to say (build_account()); the
+# Compute Engine one exists only once the Compute Engine API is enabled.
 BUILD_ROLES = ("roles/storage.objectViewer", "roles/artifactregistry.writer",
                "roles/logging.logWriter")
 _DENIED = re.compile(r"does not have (storage\.objects\.(list|get)|artifactregistry\.\S+|"
@@ -82,10 +84,27 @@ def run_build(command, project):
     if proc.wait() == 0:
         return
     if denied:
-        account = ("PROJECT_NUMBER-compute@developer.gserviceaccount.com (gcloud "
-                   "projects describe PROJECT --format='value(projectNumber)')")
+        account = build_account(project) if project else None
+        account = account or ("Cloud Build's default service account (./submit_cloud_"
+                              "train.sh --check names it)")
         raise UserError(f"Cloud Build was refused ({denied[:120]}): grant its service "
                         f"account {account} the roles {', '.join(BUILD_ROLES)} in project "
                         f"{project or 'PROJECT'} (docs/cloud.md: one-time set-up)")
     raise UserError(f"the Cloud Build failed ({last[:160] or 'no message'}): see its "
                     "log above")
+
+
+def build_account(project, creds=None):
+    """The service account PROJECT's builds run as, from Cloud Build v1
+    projects.locations.getDefaultServiceAccount; None when it cannot be read
+    (no credentials, the API off, no permission)."""
+    try:
+        if creds is None and not settings.credentials_disabled():
+            creds, _ = cloud.credentials_and_project(required=False)
+        service = cloud.service("cloudbuild", "v1", creds)
+        answer = cloud.call(service.projects().locations().getDefaultServiceAccount(
+            name=f"projects/{project}/locations/global/defaultServiceAccount"),
+            "reading Cloud Build's default service account", retries=1)
+    except UserError:
+        return None
+    return answer.get("serviceAccountEmail", "").rpartition("/")[2] or None

@@ -156,7 +156,7 @@ class Movie:
         """The generation in the card beside a local MODEL (MODEL.json): the
         image that loads the model best is the one that trained it."""
         model = self.args.model
-        if model.startswith("gs://") or not os.path.isfile(model):
+        if not model or model.startswith("gs://") or not os.path.isfile(model):
             return None
         found = generations.card_generation(os.path.splitext(model)[0] + bucket.CARD)
         return found if found in generations.GENERATIONS else None

@@ -5,11 +5,13 @@ submit_cloud_makemovie.sh do, step by step.
     python -m trainer.cli submit-movie --model models/pilot-wip.h5 --end 60 --wait
 
 settings (REGION, the image of the DonkeyCar generation asked for, bucket,
-project, credentials) -> the job's inputs into the bucket unless they are
-there -> one Vertex AI CustomJob running the job's own module with the
-arguments the local script would pass, gs:// URIs instead of paths ->
-without --wait, how to follow it; with --wait, its states and log lines
-until it ends, then its outputs home.
+project, credentials) -> the cheap checks of the project (APIs on, the
+image's tag built, the bucket reachable: trainer/client/check.py) -> the
+job's inputs into the bucket unless they are there -> one Vertex AI
+CustomJob running the job's own module with the arguments the local script
+would pass, gs:// URIs instead of paths -> without --wait, how to follow
+it; with --wait, its states and log lines until it ends, then its outputs
+home. --check runs every check of the project instead, and sends nothing.
 
 What differs between jobs is declared in trainer/jobs.py: Train
 (`trainer.task`, the model files into ./models) and Movie (`trainer.movie`,
@@ -20,7 +22,7 @@ import shlex
 import sys
 from dataclasses import dataclass
 
-from trainer.client import vertex
+from trainer.client import check, vertex
 from trainer.client.jobs import Train
 from trainer.core import bucket, cloud, gcs, generations, settings
 from trainer.core.errors import UserError, prog
@@ -56,9 +58,12 @@ def submit(args, job=None, say=None, note=None):
         generations.check(args.generation)
     bucket_name = settings.bucket()
     bucket.job_dir(bucket_name)          # JOB_DIR, checked before any I/O
-    job.prepare(bucket_name)
     machine = vertex.check_machine(args.machine or vertex.MACHINE)
     accelerator = vertex.pick_accelerator(machine, args.accelerator)
+    if args.check:
+        return check_project(make_plan(job, args, region, image, machine, accelerator,
+                                       named=False), args.spot, say)
+    job.prepare(bucket_name)
     storage = Storage(connect=gcs.connect)
     if args.dry_run:
         job.decide(storage, note, dry=True)
@@ -66,14 +71,24 @@ def submit(args, job=None, say=None, note=None):
                        storage, say, note)
 
     creds, project = cloud.credentials_and_project()     # before anything is sent
-    job.decide(storage, note)            # the defaults that need the files
+    jobs = vertex.Jobs(cloud.service("aiplatform", "v1", creds, region=region), project,
+                       region)
+
+    def warn(message):
+        note(f"{prog()}: warning: {message}")
+
+    # The cheap checks first (APIs, image, bucket), then the defaults that need
+    # the bucket's files; a movie's model may name another generation's image.
+    first = make_plan(job, args, region, image, machine, accelerator, named=False)
+    check.preflight(first, args.spot, creds, project, storage, warn)
+    job.decide(storage, note)
     plan = make_plan(job, args, region, image, machine, accelerator)
+    if plan.image != first.image:
+        check.preflight(plan, args.spot, creds, project, storage, warn)
     display = plan.display
-    jobs = vertex.Jobs(cloud.api("aiplatform", "v1", cloud.aiplatform_endpoint(region),
-                                 creds), project, region)
     job.refuse_overwrites(storage)
     inputs, _ = stage(job, plan, storage, say)
-    created = jobs.create(job_body(job, plan, inputs, project))
+    created = create(jobs, job_body(job, plan, inputs, project), plan, args.spot, project)
     jid = vertex.job_id(created)
     follow_cmd, cancel_cmd = vertex.gcloud_hints(created, region, project)
     say(f"created Vertex AI job {jid} ({display}) in {region}: {describe(plan)}")
@@ -84,11 +99,13 @@ def submit(args, job=None, say=None, note=None):
         say(f"  then:    {job.hint()}")
         return 0
 
-    logs = cloud.api("logging", "v2", cloud.logging_endpoint(), creds)
+    logs = cloud.service("logging", "v2", creds)
     tail = vertex.LogTail(logs, project, jid)
+    waiting = vertex.waiting_hint(plan.accelerator, args.spot, region,
+                                  f"./{prog()} --check", cancel_cmd)
     try:
-        ended = vertex.follow(jobs, tail, created["name"], say=say,
-                              warn=lambda m: note(f"{prog()}: warning: {m}"))
+        ended = vertex.follow(jobs, tail, created["name"], say=say, warn=warn,
+                              waiting=waiting)
     except KeyboardInterrupt:
         note(f"{prog()}: stopped following; job {jid} keeps running in the cloud.")
         note(f"  follow it again: {follow_cmd}")
@@ -100,15 +117,46 @@ def submit(args, job=None, say=None, note=None):
     return 0
 
 
-def make_plan(job, args, region, image, machine, accelerator):
-    """Where and how JOB runs, once its defaults are decided (job.decide)."""
+def make_plan(job, args, region, image, machine, accelerator, named=True):
+    """Where and how JOB runs; NAMED (its display name and staging folder)
+    once its defaults are decided (job.decide)."""
     generation = generations.wanted(args.generation or job.default_generation())
-    display = vertex.display_name(job.name)
+    display = vertex.display_name(job.name) if named else ""
     bucket_name = settings.bucket()
     return Plan(region=region, image=generations.image_for(image, generation),
                 generation=generation, bucket=bucket_name, machine=machine,
                 accelerator=accelerator, display=display,
-                staging=f"{bucket.job_dir(bucket_name)}/{display}/")
+                staging=f"{bucket.job_dir(bucket_name)}/{display}/" if named else "")
+
+
+def check_project(plan, spot, say):
+    """--check: every check of the project for PLAN, one line each, then 0
+    when all are OK, else one line saying how many need a fix (exit 1).
+    Nothing is staged or sent."""
+    lines = check.run(plan, spot)
+    for line in lines:
+        say(str(line))
+    if any(line.status == "FIX" for line in lines):
+        raise UserError(check.summary(lines))
+    say(check.summary(lines))
+    return 0
+
+
+def create(jobs, body, plan, spot, project):
+    """jobs.create(BODY); a refusal for quota names the quota and its page."""
+    try:
+        return jobs.create(body)
+    except cloud.ApiError as e:
+        if e.status != "RESOURCE_EXHAUSTED" or not plan.accelerator:
+            raise
+        gpu, count = plan.accelerator
+        metric = vertex.quota_metric(gpu, spot)
+        raise UserError(
+            f"creating the Vertex AI job failed: HTTP {e.code} {e.status}: the project has "
+            f"no quota left for {count} x {gpu}{' on Spot' if spot else ''} in "
+            f"{plan.region} ({metric.rsplit('/', 1)[-1]}): ask for more at "
+            f"{vertex.quota_page(project, metric)}, or pass -g none or another -g; "
+            f"./{prog()} --check shows the quota") from None
 
 
 def stage(job, plan, storage=None, say=print, dry=False):

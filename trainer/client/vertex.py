@@ -17,6 +17,7 @@ document's schemas, which the client library itself does not do.
 import datetime
 import re
 import time
+from urllib.parse import quote
 
 from trainer.core.cloud import call, discovery_document
 from trainer.core.errors import UserError
@@ -27,13 +28,22 @@ ACCELERATOR = "NVIDIA_TESLA_T4:1"   # the cheapest GPU Vertex offers in most reg
 BOOT_DISK = {"bootDiskType": "pd-ssd", "bootDiskSizeGb": 100}  # Vertex's minimum
 # A job that hangs must not bill a GPU for Vertex's default of 7 days.
 TIMEOUT = "14400s"
-# Polling: quick while something happens, backing off to POLL_MAX when idle
-# (Cloud Logging allows 60 entries.list calls a minute per project).
-POLL_MIN, POLL_MAX, POLL_FACTOR = 2.0, 30.0, 1.5
+# Polling: quick while something happens, backing off to POLL_MAX when idle.
+# Cloud Logging allows 60 entries.list reads a minute per project: one read
+# every 3 s is 20, so two followers (two terminals, a sweep) stay within it
+# with room for a second page or gcloud's own reads.
+POLL_MIN, POLL_MAX, POLL_FACTOR = 3.0, 30.0, 1.5
 # After the end, log ingestion lags: the log counts as complete after LATE_QUIET
 # quiet polls in a row, and, for a job that did not succeed, once its last
 # error line has arrived (waited for at most LATE_MAX seconds).
-LATE_QUIET, LATE_MAX = 3, 60.0
+LATE_QUIET, LATE_MAX = 2, 60.0
+# Cloud Logging may deliver an entry after newer ones; its entries.tail holds
+# entries back for a bufferWindow (60 s at most) to sort them. Each read here
+# asks again for this many seconds before the newest entry seen.
+LOG_WINDOW = 60.0
+# A job still waiting for a machine this long gets a line saying why that
+# usually is, and again at this interval.
+QUEUE_HINT_AFTER, QUEUE_HINT_EVERY = 300.0, 600.0
 
 ENDED = {"JOB_STATE_SUCCEEDED", "JOB_STATE_FAILED", "JOB_STATE_CANCELLED",
          "JOB_STATE_EXPIRED", "JOB_STATE_PARTIALLY_SUCCEEDED"}
@@ -44,11 +54,16 @@ _LABEL_BAD = re.compile(r"[^a-z0-9_-]+")
 _REASON = re.compile(r"^(trainer[\w.]*: |[A-Za-z_][\w.]*(Error|Exception|Exit)\b)")
 
 
-def accelerator_types():
-    """The accelerator types aiplatform v1 knows, from its discovery document."""
+def accelerator_types(retired=False):
+    """The accelerator types aiplatform v1 offers, from its discovery document;
+    with RETIRED, {type: why} of those it marks deprecated (the K80)."""
     schema = discovery_document("aiplatform", "v1")["schemas"]
-    enum = schema["GoogleCloudAiplatformV1MachineSpec"]["properties"]["acceleratorType"]["enum"]
-    return [t for t in enum if t != "ACCELERATOR_TYPE_UNSPECIFIED"]
+    prop = schema["GoogleCloudAiplatformV1MachineSpec"]["properties"]["acceleratorType"]
+    rows = zip(prop["enum"], prop.get("enumDeprecated", [False] * len(prop["enum"])),
+               prop.get("enumDescriptions", [""] * len(prop["enum"])))
+    if retired:
+        return {t: why for t, old, why in rows if old}
+    return [t for t, old, _ in rows if not old and t != "ACCELERATOR_TYPE_UNSPECIFIED"]
 
 
 def parse_accelerator(text):
@@ -59,6 +74,11 @@ def parse_accelerator(text):
     kind, _, count = text.partition(":")
     kind = kind.upper()
     known = accelerator_types()
+    retired = accelerator_types(retired=True)
+    if kind in retired:
+        why = retired[kind].removeprefix("Deprecated: ").rstrip(".")
+        raise UserError(f"-g {text}: Vertex AI no longer offers {kind} ({why}): use "
+                        f"-g {ACCELERATOR} instead")
     if kind not in known:
         gpus = ", ".join(t for t in known if t.startswith("NVIDIA"))
         raise UserError(f"-g {text}: unknown accelerator {kind or '(empty)'}: use one of "
@@ -78,26 +98,66 @@ def check_machine(machine):
     return machine
 
 
-# The GPUs Vertex AI attaches to each machine family (Compute Engine's GPU
-# machine types): g2, a2 and a3 machines come with theirs, so many per size;
-# n1 machines take any of the older GPUs; other families take none.
-GPU_FAMILIES = {"g2-standard": "NVIDIA_L4", "a2-highgpu": "NVIDIA_TESLA_A100",
-                "a2-megagpu": "NVIDIA_TESLA_A100", "a2-ultragpu": "NVIDIA_A100_80GB",
-                "a3-highgpu": "NVIDIA_H100_80GB", "a3-megagpu": "NVIDIA_H100_MEGA_80GB"}
-G2_GPUS = {"4": 1, "8": 1, "12": 1, "16": 1, "32": 1, "24": 2, "48": 4, "96": 8}
-N1_GPUS = ("NVIDIA_TESLA_T4", "NVIDIA_TESLA_V100", "NVIDIA_TESLA_P100", "NVIDIA_TESLA_P4",
-           "NVIDIA_TESLA_K80")
+# -- Machines and GPUs as Vertex AI accepts them for custom training ----------
+# Source: Vertex AI, "Configure compute resources for custom training", its
+# GPU table (https://cloud.google.com/vertex-ai/docs/training/configure-compute
+# #gpu-compatibility-table), and Compute Engine's GPU machine types for the
+# machines that come with theirs. A pair not in it is refused by Vertex AI
+# with HTTP 400 when the job is created, after the inputs were staged.
+#
+# n1 machines take the older GPUs, in these counts only; each count feeds at
+# most so many vCPUs (one V100 at most 8: an n1-standard-16 needs two).
+N1_GPUS = {                                       # GPU: {count: most vCPUs}
+    "NVIDIA_TESLA_T4": {1: 16, 2: 32, 4: 96},
+    "NVIDIA_TESLA_P4": {1: 16, 2: 32, 4: 96},
+    "NVIDIA_TESLA_P100": {1: 16, 2: 32, 4: 96},
+    "NVIDIA_TESLA_V100": {1: 8, 2: 16, 4: 32, 8: 96},
+}
+# The n1 machines that take a GPU at all, by their vCPUs.
+N1_SIZES = {"n1-standard": (4, 8, 16, 32, 64, 96), "n1-highmem": (2, 4, 8, 16, 32, 64, 96),
+            "n1-highcpu": (16, 32, 64, 96)}
+# g2, a2 and a3 machines come with their GPUs: family: (GPU, {size: count}).
+GPU_MACHINES = {
+    "g2-standard": ("NVIDIA_L4", {"4": 1, "8": 1, "12": 1, "16": 1, "32": 1, "24": 2,
+                                  "48": 4, "96": 8}),
+    "a2-highgpu": ("NVIDIA_TESLA_A100", {"1g": 1, "2g": 2, "4g": 4, "8g": 8}),
+    "a2-megagpu": ("NVIDIA_TESLA_A100", {"16g": 16}),
+    "a2-ultragpu": ("NVIDIA_A100_80GB", {"1g": 1, "2g": 2, "4g": 4, "8g": 8}),
+    "a3-highgpu": ("NVIDIA_H100_80GB", {"1g": 1, "2g": 2, "4g": 4, "8g": 8}),
+    "a3-megagpu": ("NVIDIA_H100_MEGA_80GB", {"8g": 8}),
+}
+# Each GPU counts against a Vertex AI quota of its own per region (not
+# Compute Engine's), another one on Spot; new projects have 0 of most.
+# Source: https://cloud.google.com/vertex-ai/docs/quotas (custom training).
+QUOTA_NAMES = {"NVIDIA_TESLA_T4": "nvidia_t4", "NVIDIA_TESLA_P4": "nvidia_p4",
+               "NVIDIA_TESLA_P100": "nvidia_p100", "NVIDIA_TESLA_V100": "nvidia_v100",
+               "NVIDIA_L4": "nvidia_l4", "NVIDIA_TESLA_A100": "nvidia_a100",
+               "NVIDIA_A100_80GB": "nvidia_a100_80gb", "NVIDIA_H100_80GB": "nvidia_h100",
+               "NVIDIA_H100_MEGA_80GB": "nvidia_h100_mega"}
+
+
+def quota_metric(gpu, spot):
+    """The Vertex AI quota metric a job with GPU counts against, e.g.
+    aiplatform.googleapis.com/custom_model_training_preemptible_nvidia_t4_gpus."""
+    name = QUOTA_NAMES.get(gpu, gpu.lower())
+    return ("aiplatform.googleapis.com/custom_model_training_"
+            f"{'preemptible_' if spot else ''}{name}_gpus")
+
+
+def quota_page(project, metric):
+    """The console page where PROJECT asks for more of METRIC."""
+    return (f"https://console.cloud.google.com/iam-admin/quotas?project={project}"
+            f"&metric={quote(metric, safe='')}")
 
 
 def machine_gpus(machine):
     """(the GPU type, how many) a GPU machine type comes with, else None."""
-    family = next((f for f in GPU_FAMILIES if machine.startswith(f + "-")), None)
+    family = next((f for f in GPU_MACHINES if machine.startswith(f + "-")), None)
     if family is None:
         return None
-    size = machine[len(family) + 1:]
-    count = G2_GPUS.get(size) if family == "g2-standard" else \
-        int(size[:-1]) if re.fullmatch(r"\d+g", size) else None
-    return (GPU_FAMILIES[family], count) if count else None
+    gpu, sizes = GPU_MACHINES[family]
+    count = sizes.get(machine[len(family) + 1:])
+    return (gpu, count) if count else None
 
 
 def pick_accelerator(machine, given):
@@ -109,7 +169,7 @@ def pick_accelerator(machine, given):
         if fixed:
             return fixed
         if machine.startswith("n1-"):
-            return parse_accelerator(ACCELERATOR)
+            return _n1_pair(machine, parse_accelerator(ACCELERATOR), "")
         raise UserError(f"-M {machine} takes no GPU: pass -g none to train on its "
                         f"CPUs, or use an n1 machine such as {MACHINE} (with a T4), "
                         "g2-standard-8 (L4) or a2-highgpu-1g (A100)")
@@ -123,6 +183,34 @@ def pick_accelerator(machine, given):
         raise UserError(f"-M {machine} -g {given}: Vertex AI refuses this pair ({fits}; "
                         "g2-standard-* come with NVIDIA_L4, a2-highgpu-* with "
                         "NVIDIA_TESLA_A100): change -M or -g")
+    return _n1_pair(machine, wanted, f" -g {given}") if wanted and not fixed else wanted
+
+
+def _n1_pair(machine, wanted, given):
+    """WANTED on an n1 MACHINE, if the table allows that count on that many vCPUs."""
+    gpu, count = wanted
+    family, _, size = machine.rpartition("-")
+    sizes = N1_SIZES.get(family, ())
+    vcpus = int(size) if size.isdigit() else 0
+    said = f"-M {machine}{given}"
+    if vcpus not in sizes:
+        takes = ", ".join(f"{f}-{v[0]}" for f, v in N1_SIZES.items())
+        raise UserError(f"{said}: Vertex AI attaches no GPU to {machine}: use one of "
+                        f"{takes} or larger (e.g. {MACHINE}), or -g none")
+    counts = N1_GPUS[gpu]
+    if count not in counts:
+        near = max((c for c in counts if c < count), default=min(counts))
+        allowed = ", ".join(map(str, counts))
+        raise UserError(f"{said}: Vertex AI attaches {gpu} in counts of {allowed} only: "
+                        f"pass e.g. -g {gpu}:{near}")
+    if vcpus > counts[count]:
+        more = min(c for c, most in counts.items() if most >= vcpus)
+        fewer = max((f"{family}-{v}" for v in sizes if v <= counts[count]),
+                    key=lambda m: int(m.rpartition("-")[2]), default=None)
+        smaller = f", or a smaller machine such as -M {fewer}" if fewer else ""
+        raise UserError(f"{said}: Vertex AI gives {count} x {gpu} at most "
+                        f"{counts[count]} vCPUs, and {machine} has {vcpus}: pass -g "
+                        f"{gpu}:{more}{smaller}")
     return wanted
 
 
@@ -210,19 +298,25 @@ class Jobs:
 
 
 class LogTail:
-    """The job's new log lines, oldest first, each returned once
-    (Cloud Logging v2 entries.list; Vertex logs under resource ml_job)."""
+    """The job's log lines, each returned once, as they arrive (Cloud
+    Logging v2 entries.list; Vertex logs under resource ml_job).
+
+    A line that arrives late, with a timestamp older than lines already
+    shown, is shown when it arrives: each read goes back LOG_WINDOW seconds
+    before the newest entry seen (the idea of entries.tail's bufferWindow),
+    and an entry already shown is known by its insertId."""
 
     def __init__(self, service, project, jid):
         self.entries = service.entries()
         self.project = project
         self.filter = f'resource.type="ml_job" AND resource.labels.job_id="{jid}"'
-        self.since = None
-        self.seen = set()
+        self.newest = None           # the newest entry's time
+        self.seen = {}               # insertId -> time, of the entries inside the window
         self.last_error = None       # the job's last error line: why it failed
 
     def fetch(self):
-        query = self.filter + (f' AND timestamp>="{self.since}"' if self.since else "")
+        since = self.newest - datetime.timedelta(seconds=LOG_WINDOW) if self.newest else None
+        query = self.filter + (f' AND timestamp>="{rfc3339(since)}"' if since else "")
         body = {"resourceNames": [f"projects/{self.project}"], "filter": query,
                 "orderBy": "timestamp asc", "pageSize": 1000}
         lines = []
@@ -232,15 +326,26 @@ class LogTail:
                 key = entry.get("insertId") or (entry.get("timestamp"), str(entry))
                 if key in self.seen:
                     continue
-                self.seen.add(key)
-                self.since = entry.get("timestamp") or self.since
+                when = parse_time(entry.get("timestamp"))
+                self.seen[key] = when
+                if when and (self.newest is None or when > self.newest):
+                    self.newest = when
                 text = entry_text(entry)
                 if _REASON.match(text.strip()):
                     self.last_error = text.strip()
                 lines.append(text)
             if not page.get("nextPageToken"):
-                return lines
+                break
             body = dict(body, pageToken=page["nextPageToken"])
+        if self.newest:          # what is older than the window is not read again
+            edge = self.newest - datetime.timedelta(seconds=LOG_WINDOW)
+            self.seen = {k: t for k, t in self.seen.items() if t is None or t >= edge}
+        return lines
+
+
+def rfc3339(when):
+    """An aware datetime as Cloud Logging's filters take it, in UTC."""
+    return when.astimezone(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def entry_text(entry):
@@ -250,11 +355,18 @@ def entry_text(entry):
     return str(payload.get("message", payload)).rstrip("\n")
 
 
-def follow(jobs, tail, name, say=print, sleep=time.sleep, warn=print):
+WAITING = {"JOB_STATE_QUEUED", "JOB_STATE_PENDING"}
+
+
+def follow(jobs, tail, name, say=print, sleep=time.sleep, warn=print,
+           clock=time.monotonic, waiting=None):
     """Poll job NAME until it ends, saying state changes and log lines as they
     come; returns the ended job. A log that cannot be read is warned about
-    once, and the job is followed by its state alone."""
+    once, and the job is followed by its state alone. A job still queued or
+    pending after QUEUE_HINT_AFTER seconds (by CLOCK) gets the line
+    WAITING(seconds) returns, and again every QUEUE_HINT_EVERY seconds."""
     state, delay = None, POLL_MIN
+    since, hint_at = None, None
     while True:
         job = jobs.get(name)
         lines = _fetch(tail, warn)
@@ -269,8 +381,37 @@ def follow(jobs, tail, name, say=print, sleep=time.sleep, warn=print):
             _late_lines(tail, state, say, sleep, warn)
             say(news)
             return job
+        if state in WAITING:
+            now = clock()
+            since = now if since is None else since
+            hint_at = now + QUEUE_HINT_AFTER if hint_at is None else hint_at
+            if waiting and now >= hint_at:
+                say(f"-- {_clock()} job {job_id(job)}: {waiting(now - since)}")
+                hint_at = now + QUEUE_HINT_EVERY
+        else:
+            since = hint_at = None
         delay = POLL_MIN if (changed or lines) else min(delay * POLL_FACTOR, POLL_MAX)
         sleep(delay)
+
+
+def waiting_hint(accelerator, spot, region, check, cancel):
+    """The line for a job still waiting for a machine: the usual causes, and
+    how to check each (CHECK: the --check command; CANCEL: gcloud's)."""
+    if accelerator:
+        gpu = f"{accelerator[1]} x {accelerator[0]}{' on Spot' if spot else ''}"
+        quota = (f"no GPU quota for {gpu} in {region} "
+                 f"({quota_metric(accelerator[0], spot).rsplit('/', 1)[-1]}: {check} "
+                 "reads it)")
+    else:
+        quota = f"no quota for its vCPUs in {region} ({check} reads the GPU quota only)"
+    capacity = ("no spare Spot capacity in the region right now" if spot else
+                "no capacity for this machine in the region right now")
+
+    def line(seconds):
+        return (f"still waiting for a machine after {minutes(seconds)}: usually {quota}, "
+                f"or {capacity}; it may wait for hours: Ctrl-C leaves it waiting, "
+                f"`{cancel}` ends it (another REGION, -g or -S may start sooner)")
+    return line
 
 
 def _late_lines(tail, state, say, sleep, warn):

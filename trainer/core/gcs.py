@@ -9,6 +9,7 @@ Nothing here imports google.cloud at module level, so commands that never
 touch a bucket do not pay for it.
 """
 import contextlib
+import re
 from dataclasses import dataclass
 
 from trainer.core import cloud, settings
@@ -25,7 +26,8 @@ cloud.quiet_google()      # its warnings no user can act on (cloud.py)
 
 def endpoint():
     """What we talk to, for messages."""
-    return settings.get("STORAGE_EMULATOR_HOST") or "storage.googleapis.com"
+    return (settings.get("STORAGE_EMULATOR_HOST") or settings.storage_endpoint()
+            or "storage.googleapis.com")
 
 
 @dataclass(frozen=True)
@@ -52,17 +54,22 @@ def connect():
     with errors("connect to Cloud Storage"):
         from google.cloud import storage
 
-        project = settings.project()
+        from google.auth.credentials import AnonymousCredentials
+
         emulator = settings.storage_emulator()
         if emulator:      # host:port is taken too, as other clients take it
-            from google.auth.credentials import AnonymousCredentials
-            return storage.Client(project=project or "robocar-emulator",
+            return storage.Client(project=settings.project() or "robocar-emulator",
                                   credentials=AnonymousCredentials(),
                                   client_options={"api_endpoint": emulator})
         # Application Default Credentials (GOOGLE_APPLICATION_CREDENTIALS, or
-        # `gcloud auth application-default login`, or the VM's service account).
-        # No project is needed to read and write objects of an existing bucket.
-        return storage.Client(project=project)
+        # `gcloud auth application-default login`, or the VM's service account),
+        # billed to the project the other clients bill (cloud.bill), so a stale
+        # login's quota project cannot make Storage alone refuse. No project is
+        # needed to read and write objects of an existing bucket.
+        creds, project = cloud.credentials_and_project(required=False)
+        override = settings.storage_endpoint()
+        return storage.Client(project=project, credentials=creds or AnonymousCredentials(),
+                              client_options={"api_endpoint": override} if override else None)
 
 
 @contextlib.contextmanager
@@ -97,13 +104,13 @@ def errors(doing):
         raise UserError(f"could not {doing}: the credentials were refused (401): run "
                         "'gcloud auth application-default login' again") from None
     except gexc.Forbidden as e:
-        raise UserError(f"could not {doing}: permission denied ({_first(e)}): give "
-                        "your account the Storage Object Admin role on the "
-                        "bucket") from None
+        raise UserError(f"could not {doing}: {forbidden(e)}") from None
     except gexc.PreconditionFailed:
         raise UserError(f"could not {doing}: the object changed in the bucket "
                         "meanwhile: run the command again") from None
     except gexc.GoogleAPICallError as e:
+        if reason(e).lower() == "userprojectmissing":    # 400: a Requester Pays bucket
+            raise UserError(f"could not {doing}: {forbidden(e)}") from None
         raise UserError(f"could not {doing}: Cloud Storage answered {e.code} "
                         f"({_first(e)}): try again later") from None
     except OSError as e:
@@ -111,6 +118,37 @@ def errors(doing):
             raise UserError(f"could not {doing}: cannot reach {endpoint()} "
                             f"({_first(e)}): check the network") from None
         raise
+
+
+def _error(e):
+    """cloud.error_of of a google-api-core exception (its details[] and
+    errors[] as Cloud Storage sent them; its .reason fails on REST errors)."""
+    return cloud.error_of({"error": {"details": list(getattr(e, "details", None) or []),
+                                     "errors": list(getattr(e, "errors", None) or [])}})
+
+
+def reason(e):
+    """Google's reason for a refusal: the ErrorInfo's, else Cloud Storage's own
+    error.errors[0].reason (forbidden, userProjectMissing, ...), else ''."""
+    return _error(e)["reason"]
+
+
+def forbidden(e):
+    """Why Cloud Storage refused, from its reason, and the fix: the quota
+    project, a disabled API, a Requester Pays bucket, or the role missing on
+    the bucket (the one fix given before, which fits only the last)."""
+    err = _error(e)
+    why = err["reason"]
+    fix = None
+    if why.lower() not in ("forbidden", "insufficientpermissions", "iam_permission_denied",
+                           ""):
+        fix = cloud.denied_fix(why, err["metadata"], settings.project())
+    target = f"gs://{settings.bucket()}" if settings.bucket_is_set() else "gs://BUCKET"
+    fix = fix or (f"give your account the role Storage Object Admin on the bucket: "
+                  f"`gcloud storage buckets add-iam-policy-binding {target} "
+                  f"--member={cloud.account(None)} --role=roles/storage.objectAdmin`")
+    said = re.sub(r"^(GET|POST|PUT|PATCH|DELETE) \S+: ", "", str(getattr(e, "message", e)))
+    return f"permission denied ({why or 'HTTP 403'}: {_first(said)}): {fix}"
 
 
 def _is_network(exc):

@@ -122,6 +122,14 @@ def endpoint(api, default):
     return url if url.endswith("/") else url + "/"
 
 
+def storage_endpoint():
+    """Cloud Storage's CLOUDSDK_API_ENDPOINT_OVERRIDES_STORAGE as the client
+    library takes it (gcloud's form ends in storage/v1/, the client adds
+    that itself), or None for Google's."""
+    url = get("CLOUDSDK_API_ENDPOINT_OVERRIDES_STORAGE").rstrip("/")
+    return url.removesuffix("/storage/v1") or None
+
+
 def job_id():
     """CLOUD_ML_JOB_ID: set by Vertex AI inside a job (each restart keeps it)."""
     return get("CLOUD_ML_JOB_ID") or None
