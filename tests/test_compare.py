@@ -23,7 +23,7 @@ def copy_model(src, dest, name, edit=None):
     card["name"] = name
     card["files"] = {f.replace(NAME, name, 1): e for f, e in card["files"].items()}
     for suffix in OUTPUTS:
-        if suffix != CARD:
+        if suffix != CARD and (src / f"{NAME}{suffix}").exists():  # a variant may be withheld
             shutil.copy(src / f"{NAME}{suffix}", dest / f"{name}{suffix}")
     if edit:
         edit(card)

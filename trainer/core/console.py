@@ -27,6 +27,10 @@ NOISE = re.compile(
     r"|saving_api.save_model\(|Ignored output_format|Ignored drop_control_dependency"
     r"|tf_tfl_flatbuffer_helpers|Estimated count of arithmetic ops"
     r"|INFO: Initialized TensorFlow Lite runtime"
+    r"|^fully_quantize: \d"                     # the int8 converter's settings line
+    # TensorFlow 2.19's grappler, once a conversion: absl INFO lines that
+    # TF_CPP_MIN_LOG_LEVEL does not reach
+    r"|single_machine\.cc:\d+\] Starting new session|devices\.cc:\d+\] Number of eligible GPUs"
     # DonkeyCar's makemovie: its banner, moviepy's chatter, and the error its
     # own tub logs when it is closed after the movie.
     r"|Visualizing activations on layer|^#+$|^Moviepy - |^making movie |Unexpected closing manifest"

@@ -33,7 +33,7 @@ from trainer.core import (bucket, console, donkey, gcs, generations, modeltypes,
                           settings, sweeps)
 from trainer.core.errors import ArgumentParser, UserError, run_main
 from trainer.core.names import next_free, plain_name
-from trainer.core.pilots import FORMATS, load_pilot, run_pilot, runtime_missing
+from trainer.core.pilots import load_pilot, run_pilot, runtime_missing
 from trainer.core.storage import Storage, human, join, parse_uri, sha256, shown
 from trainer.job import compare_frames, compare_page, verdict
 from trainer.job.evaluate import images_of
@@ -354,8 +354,7 @@ def _evaluate(models, frames):
 def _time(m, cfg, sample):
     """M's median latency a frame in each format here (None: not here, or
     its runtime is missing), and its parameters (from the .h5)."""
-    for fmt in FORMATS:
-        suffix = bucket.FORMATS[fmt]
+    for fmt, suffix in bucket.FORMATS.items():
         if not os.path.isfile(m.path(suffix)) or runtime_missing(fmt):
             m.latency[fmt] = None
             continue
@@ -385,7 +384,7 @@ def row(rank, m):
         "verdict": "clearly better" if m.judged["better"] else "not clearly better",
         "better": m.judged["better"],
         **{f"{fmt}_ms": f"{m.latency[fmt]:.1f}" if m.latency.get(fmt) is not None
-           else "-" for fmt in FORMATS},
+           else "-" for fmt in bucket.FORMATS},
         "size": human(size) if isinstance(size, int) else "-",
         "params": f"{m.params:,}" if m.params else "-",
         "epoch": f"{card['best_epoch']}/{card['epochs']}" if all(
