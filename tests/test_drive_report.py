@@ -123,6 +123,7 @@ WEB_INIT_MODE = "local"
 WEB_CONTROL_PORT = {port}
 RECORD_DURING_AI = True
 AUTO_CREATE_NEW_TUB = True
+USE_JOYSTICK_AS_DEFAULT = False
 """)
     manage = hashlib.sha256((car / "manage.py").read_bytes()).hexdigest()
     p = subprocess.Popen(["./drive.sh", "-m", NAME, "--format", "tflite"], cwd=car,
@@ -160,7 +161,6 @@ def test_the_report_finds_the_takeover_and_the_latency_the_drive_recorded(drove)
         (car / "models" / f"{NAME}.tflite").read_bytes()).hexdigest()
     assert header["model"]["runtime"] and header["model"]["card"]["model_type"] == "linear"
     assert [lp["loop"] for lp in loops] == list(range(1, LOOPS + 1))
-    assert f"Vehicle executed {LOOPS} steps" in drive.stderr
     by_index = {lp["index"]: lp for lp in loops if lp["index"] is not None}
     assert sorted(by_index) == [r["_index"] for r in records]
     for r in records:
@@ -186,10 +186,10 @@ def test_the_report_finds_the_takeover_and_the_latency_the_drive_recorded(drove)
             f"DRIVE_LOOP_HZ={HZ}") in r.stdout
     over = [lp for lp in loops if lp["work_ms"] > 1000 / HZ]
     assert f"; {len(over)} overrun(s) of {LOOPS} loops took longer than 20 ms" in r.stdout
-    # DonkeyCar's own part-timing table says the same of the pilot
-    row = next(ln for ln in drive.stderr.splitlines() if re.match(r"^\|\s+TFLite", ln))
-    table_p50 = float(row.split("|")[5])
-    assert abs(table_p50 - p50) <= max(0.5, 0.2 * p50), (row, p50)
+    # drive.sh's own watch on the pilot (its clock, not DonkeyCar's profiler) agrees
+    ran = re.search(r"ran (\d+) times in the drive loop: median ([\d.]+) ms", drive.stdout)
+    assert int(ran[1]) == len(inference), drive.stdout[-2000:]
+    assert abs(float(ran[2]) - p50) <= max(0.3, 0.1 * p50), (ran[0], p50)
     shadowed = [r for r in records if r["user/mode"] == "local" and r["user/angle"] == SHADOW]
     assert f"on {len(shadowed)} frames the pilot drove with the user's controller moved" \
         in r.stdout
@@ -282,8 +282,9 @@ def test_with_wandb_offline_the_drive_run_names_the_model_artifact_it_used(drove
     assert json.loads(model.metadata)["sha256"] == hashlib.sha256(
         (car / "models" / f"{NAME}.tflite").read_bytes()).hexdigest()
     data = artifacts["dataset"]
-    assert data.use_after_commit and [e.ref for e in data.manifest.contents] == [
-        f"file://{tub}"]
+    refs = {e.ref for e in data.manifest.contents}         # references: no copy
+    assert data.use_after_commit and f"file://{tub}/manifest.json" in refs
+    assert all(ref.startswith(f"file://{tub}/") for ref in refs)
 
 
 def test_a_tub_driven_without_drive_sh_still_shows_takeovers(car, run, tmp_path):

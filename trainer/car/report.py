@@ -117,7 +117,7 @@ def _loop_ok(entry):
 
 def _number(value):
     return isinstance(value, (int, float)) and not isinstance(value, bool) \
-        and value == value and abs(value) < 1e12
+        and value == value and abs(value) < 1e15
 
 
 def _mode(r):
