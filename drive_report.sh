@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Summary: how a pilot drove a session: takeovers, latency, loop overruns, which model
-# Usage: drive_report.sh -t TUB [-o PAGE] [--no-page] [-a NAME] [-m MODELS] [-f]
+# Usage: drive_report.sh [-t TUB] [-o PAGE] [--no-page] [-a NAME] [--models DIR] [-f]
 #
 # For a tub recorded while a pilot drove (drive.sh, RECORD_DURING_AI = True in
 # myconfig.py). It prints a one-screen summary and writes one HTML page with
@@ -21,14 +21,14 @@
 # With WANDB_PROJECT set, the same goes to a W&B run named drive-TUB, whose
 # inputs are the model's artifact (as the training run logged it) and the tub.
 #
-#   -t, --tub TUB        the tub the drive recorded (data/tub_N_... with
-#                        AUTO_CREATE_NEW_TUB = True)
+#   -t, --tub TUB        the tub the drive recorded (default: the newest in data/,
+#                        where AUTO_CREATE_NEW_TUB = True makes one a session)
 #   -o, --output PAGE    the page (default: TUB.report.html, beside the tub)
 #   --no-page            the console summary only
 #   -a, --archive NAME   also write NAME.tgz holding the user's driving after each
 #                        takeover (what the next training should see):
 #                        ./local_train.sh -a wip.tgz -a NAME.tgz
-#   -m, --models DIR     where the model's files and card are, for W&B (default:
+#   --models DIR         where the model's files and card are, for W&B (default:
 #                        models)
 #   -f, --force          replace the page or NAME.tgz
 #   -h, --help           print this help
@@ -39,4 +39,4 @@ while [ -L "$here" ]; do l=$(readlink "$here"); case $l in /*) here=$l ;; *) her
 # shellcheck source=lib/common.sh
 source "$(dirname "$here")/lib/common.sh"
 
-rt_python_module trainer.car.report "$@"
+rt_python_module trainer.car.drive_report "$@"

@@ -11,6 +11,7 @@ user's own steering). The report must find that takeover at the record
 where the tub has it, and latency and overruns that are the telemetry's.
 The drive is made once for the module; the heavy tests are e2e.
 """
+import base64
 import glob
 import hashlib
 import json
@@ -27,6 +28,7 @@ import numpy as np
 import pytest
 from helpers import ROOT, SCRIPTS, SHARED_TUB, one_line_error, script_env
 from trained import NAME, trained_once
+from wandb_records import of_kind, read_run, the_run, wandb_env
 
 from trainer.core.bucket import OUTPUTS
 
@@ -237,42 +239,18 @@ def test_the_takeovers_archive_holds_the_users_recovery_only(drove, tmp_path):
     assert not any(n.endswith("telemetry.jsonl") for n in names)
 
 
-def read_run(run_dir):
-    """The records of an offline W&B run, with wandb's own reader."""
-    from wandb.proto import wandb_internal_pb2
-    from wandb.sdk.internal import datastore
-    [path] = [os.path.join(run_dir, f) for f in os.listdir(run_dir) if f.endswith(".wandb")]
-    store = datastore.DataStore()
-    store.open_for_scan(path)
-    records = []
-    for data in iter(store.scan_data, None):
-        record = wandb_internal_pb2.Record()
-        record.ParseFromString(data)
-        records.append(record)
-    return records
-
-
 @pytest.mark.e2e
 def test_with_wandb_offline_the_drive_run_names_the_model_artifact_it_used(drove, tmp_path):
-    import base64
-
     car, tub, _ = drove
-    dirs = {k: str(tmp_path / k.lower()) for k in ("WANDB_DIR", "WANDB_DATA_DIR",
-                                                   "WANDB_CACHE_DIR", "WANDB_CONFIG_DIR")}
-    for d in dirs.values():
-        os.makedirs(d)
-    env = script_env(WANDB_MODE="offline", WANDB_PROJECT="p", **dirs)
-    r = report(car, "-t", tub, "--no-page", env=env)
+    r = report(car, "-t", tub, "--no-page", env=wandb_env(tmp_path, script_env))
     assert r.returncode == 0, r.stderr
-    runs = tmp_path / "wandb_dir" / "wandb"
-    [run_dir] = [runs / d for d in os.listdir(runs) if d.startswith("offline-run-")]
+    run_dir = the_run(tmp_path)
     records = read_run(run_dir)
-    [run] = [x.run for x in records if x.WhichOneof("record_type") == "run"]
+    [run] = of_kind(records, "run")
     assert run.display_name == f"drive-{os.path.basename(tub)}" and run.job_type == "drive"
     assert f"W&B run drive-{os.path.basename(tub)} ({run.run_id}): offline in {run_dir}" \
         in r.stdout
-    artifacts = {a.type: a for a in (x.artifact for x in records
-                                     if x.WhichOneof("record_type") == "artifact")}
+    artifacts = {a.type: a for a in of_kind(records, "artifact")}
     model = artifacts["model"]
     assert model.name == NAME and model.use_after_commit            # the run's input
     md5 = {e.path: e.digest for e in model.manifest.contents}
@@ -318,8 +296,12 @@ def test_what_it_cannot_report_is_one_line(car, run):
     assert one_line_error(r) == (
         "drive_report.sh: tub data/none does not exist: give -t the tub folder the drive "
         "recorded (data/tub_N_... with AUTO_CREATE_NEW_TUB)")
+    shutil.rmtree(car / "data")
+    (car / "data").mkdir()
     r = run("drive_report.sh")
-    assert r.returncode == 2 and "the following arguments are required: -t/--tub" in r.stderr
+    assert r.returncode == 1
+    assert one_line_error(r) == ("drive_report.sh: data holds no tub (no manifest.json in it "
+                                 "or in its subfolders): point -t at a DonkeyCar tub folder")
     assert run("drive_report.sh", "-h").stdout.startswith(
         "Summary: how a pilot drove a session")
 

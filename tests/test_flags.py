@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from helpers import ROOT, SCRIPTS, script_env
 
+from trainer.car import drive_report
 from trainer.client import cli
 from trainer.core import flags
 
@@ -24,6 +25,7 @@ PARSERS = {
     "submit_cloud_makemovie.sh": ("rt_python_cli submit-movie",
                                   lambda: cli.verbs()["submit-movie"]),
     "build_image.sh": ("rt_python_cli image", lambda: cli.verbs()["image"]),
+    "drive_report.sh": ("rt_python_module trainer.car.drive_report", drive_report.parser),
 }
 HOME = Path(ROOT)
 OPTION_LINE = re.compile(r"^#   (-\w, )?(--[\w-]+)?(?: (\S+))?\s{2,}")

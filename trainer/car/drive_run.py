@@ -18,6 +18,12 @@ import os
 from trainer.core import bucket, lineage, settings
 
 
+def check():
+    """With WANDB_PROJECT set, wandb must import: one line before any work."""
+    if settings.wandb_project():
+        lineage.import_wandb()
+
+
 def log(drive, n, models, say=print):
     if not settings.wandb_project():
         return None

@@ -1,5 +1,6 @@
-"""drive_report.sh: how a pilot drove a session, from the tub DonkeyCar
-wrote and the telemetry drive.sh recorded in it (car/telemetry.py).
+"""How a pilot drove a session (drive_report.sh, car/drive_report.py), from
+the tub DonkeyCar wrote and the telemetry drive.sh recorded in it
+(car/telemetry.py).
 
     drive = read("data/tub_3_24-05-09")     # the tub's records + TUB/telemetry.jsonl
     numbers = summarize(drive)              # time per mode, takeovers, latency, overruns
@@ -20,11 +21,11 @@ before it is used, and a malformed line is counted, not trusted.
 import json
 import os
 import shutil
-import sys
 import tempfile
 
-from trainer.core import tubs
-from trainer.core.errors import ArgumentParser, UserError, run_main, warn
+from trainer.core import archive, tubs
+from trainer.core.errors import UserError, warn
+from trainer.core.names import plain_name
 
 PILOT_MODES = ("local", "local_angle")       # DonkeyCar's user/mode values with a pilot
 BEFORE = 8                  # frames shown before each takeover
@@ -120,11 +121,11 @@ def _number(value):
         and value == value and abs(value) < 1e15
 
 
-def _mode(r):
+def mode_of(r):
     return r.get("user/mode") if isinstance(r.get("user/mode"), str) else "?"
 
 
-def _angle(r, key):
+def angle(r, key):
     value = r.get(key)
     return float(value) if _number(value) else None
 
@@ -145,8 +146,8 @@ def takeovers(records):
     each record in user mode right after one the pilot drove."""
     found, start = [], _seconds(records[0]) if records else 0
     for i in range(1, len(records)):
-        if _mode(records[i]) == "user" and _mode(records[i - 1]) in PILOT_MODES:
-            before = [r for r in records[max(0, i - BEFORE):i] if _mode(r) in PILOT_MODES]
+        if mode_of(records[i]) == "user" and mode_of(records[i - 1]) in PILOT_MODES:
+            before = [r for r in records[max(0, i - BEFORE):i] if mode_of(r) in PILOT_MODES]
             found.append({"index": records[i]["_index"], "position": i,
                           "at": _seconds(records[i]) - start, "before": before,
                           "pilot_frames": _run_length(records, i - 1)})
@@ -156,7 +157,7 @@ def takeovers(records):
 def _run_length(records, last):
     """How many records in a row up to LAST the pilot drove."""
     n = 0
-    while last - n >= 0 and _mode(records[last - n]) in PILOT_MODES:
+    while last - n >= 0 and mode_of(records[last - n]) in PILOT_MODES:
         n += 1
     return n
 
@@ -177,7 +178,7 @@ def time_per_mode(drive):
             spent[loop["mode"]] = spent.get(loop["mode"], 0.0) + ms / 1000.0
         return spent
     for a, b in zip(drive.records, drive.records[1:]):
-        spent[_mode(a)] = spent.get(_mode(a), 0.0) + max(0.0, _seconds(b) - _seconds(a))
+        spent[mode_of(a)] = spent.get(mode_of(a), 0.0) + max(0.0, _seconds(b) - _seconds(a))
     return spent
 
 
@@ -187,8 +188,8 @@ def compared(records):
     moved (a controller left alone reads 0: that is no label)."""
     out = []
     for r in records:
-        pilot, user = _angle(r, "pilot/angle"), _angle(r, "user/angle")
-        if _mode(r) in PILOT_MODES and pilot is not None and user not in (None, 0.0):
+        pilot, user = angle(r, "pilot/angle"), angle(r, "user/angle")
+        if mode_of(r) in PILOT_MODES and pilot is not None and user not in (None, 0.0):
             out.append((r["_index"], pilot, user))
     return out
 
@@ -242,8 +243,8 @@ def console(drive, n):
     lines.append(f"time: pilot {pilot:.1f} s ({pilot / total:.0%}), user {user:.1f} s "
                  f"({user / total:.0%}); {len(n['takeovers'])} takeover(s)")
     for i, t in enumerate(n["takeovers"][:5], 1):
-        steer = " ".join(f"{_angle(r, 'pilot/angle'):+.2f}" for r in t["before"]
-                         if _angle(r, "pilot/angle") is not None)
+        steer = " ".join(f"{angle(r, 'pilot/angle'):+.2f}" for r in t["before"]
+                         if angle(r, "pilot/angle") is not None)
         lines.append(f"  takeover {i} at record {t['index']} ({t['at']:.1f} s in), after "
                      f"{t['pilot_frames']} frames on pilot; its steering just before: "
                      f"{steer or '-'}")
@@ -281,27 +282,34 @@ def recoveries(records):
     is back on (or the tub ends): what the next training should see."""
     keep, inside = [], False
     for i, r in enumerate(records):
-        if _mode(r) == "user" and i and _mode(records[i - 1]) in PILOT_MODES:
+        if mode_of(r) == "user" and i and mode_of(records[i - 1]) in PILOT_MODES:
             inside = True
-        elif _mode(r) != "user":
+        elif mode_of(r) != "user":
             inside = False
         if inside:
             keep.append(r["_index"])
     return keep
 
 
-def write_takeovers(drive, name, force=False, car_dir=".", say=print):
-    """NAME.tgz (make_tub_archive.sh's kind) holding the user's recoveries
-    after each takeover, from a copy of the tub; the tub is untouched."""
-    from trainer.core import archive
-    keep = recoveries(drive.records)
-    if not keep:
-        raise UserError(f"{drive.tub} has no takeover with the user driving after it, so "
-                        "there is nothing to archive: leave out -a")
+def takeovers_target(name, force=False, car_dir="."):
+    """The path NAME.tgz will have, checked before any work: a plain name,
+    not there yet unless FORCE."""
+    plain_name(os.path.basename(archive.archive_filename(name)), "-a", "takeovers")
     target = os.path.abspath(os.path.join(car_dir, archive.archive_filename(name)))
     if os.path.exists(target) and not force:
         raise UserError(f"{os.path.basename(target)} already exists: pass -f to replace "
                         "it, or -a another name")
+    return target
+
+
+def write_takeovers(drive, name, force=False, car_dir=".", say=print):
+    """NAME.tgz (make_tub_archive.sh's kind) holding the user's recoveries
+    after each takeover, from a copy of the tub; the tub is untouched."""
+    target = takeovers_target(name, force, car_dir)
+    keep = recoveries(drive.records)
+    if not keep:
+        raise UserError(f"{drive.tub} has no takeover with the user driving after it, so "
+                        "there is nothing to archive: leave out -a")
     scratch = tempfile.mkdtemp(prefix="robocar-takeovers-")
     try:
         car = os.path.join(scratch, "car")
@@ -337,50 +345,3 @@ def _keep_only(tub, keep):
         t.delete_records(gone)
     finally:
         t.close()
-
-
-# -- the command ------------------------------------------------------------------
-
-def parser():
-    p = ArgumentParser(prog="drive_report.sh", allow_abbrev=False)
-    p.add_argument("-t", "--tub", required=True, help="the tub the drive recorded")
-    p.add_argument("-o", "--output", help="the page (default: TUB.report.html beside the "
-                   "tub)")
-    p.add_argument("--no-page", action="store_true", help="the console summary only")
-    p.add_argument("-a", "--archive", help="write NAME.tgz of the user's driving after "
-                   "each takeover")
-    p.add_argument("-m", "--models", default="models", help="where the model's files are, "
-                   "for W&B (default: models)")
-    p.add_argument("-f", "--force", action="store_true", help="replace the page or archive")
-    return p
-
-
-def main(argv=None):
-    args = parser().parse_args(argv)
-    from trainer.core import donkey
-    donkey.quiet()
-    tub = os.path.normpath(args.tub)
-    page = args.output or f"{tub}.report.html"
-    if not args.no_page and os.path.exists(page) and not args.force:
-        raise UserError(f"{page} already exists: pass -f to replace it, or -o another file")
-    drive = read(tub)
-    numbers = summarize(drive)
-    for line in console(drive, numbers):
-        print(line)
-    if not args.no_page:
-        from trainer.car import report_page
-        missing = report_page.missing()
-        if missing:
-            print(f"no page: {missing}")
-        else:
-            report_page.write(drive, numbers, page)
-            print(f"page: {page}")
-    if args.archive:
-        write_takeovers(drive, args.archive, force=args.force)
-    from trainer.car import drive_run
-    drive_run.log(drive, numbers, args.models)
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(run_main(main))

@@ -9,7 +9,7 @@ missing() says so and the console summary stands alone.
 """
 import os
 
-from trainer.car.report import BEFORE, PILOT_MODES, _angle, _mode, compared
+from trainer.car.report import BEFORE, PILOT_MODES, angle, compared, mode_of
 from trainer.core import pages
 
 TEMPLATE = "drive.html.j2"
@@ -58,10 +58,10 @@ def _takeover_lines(ax, n):
 
 def steering_figure(drive, n):
     fig, ax = pages.figure((10, 3.5))
-    pilot = [(r["_index"], _angle(r, "pilot/angle")) for r in drive.records
-             if _mode(r) in PILOT_MODES and _angle(r, "pilot/angle") is not None]
-    user = [(r["_index"], _angle(r, "user/angle")) for r in drive.records
-            if _mode(r) == "user" and _angle(r, "user/angle") is not None]
+    pilot = [(r["_index"], angle(r, "pilot/angle")) for r in drive.records
+             if mode_of(r) in PILOT_MODES and angle(r, "pilot/angle") is not None]
+    user = [(r["_index"], angle(r, "user/angle")) for r in drive.records
+            if mode_of(r) == "user" and angle(r, "user/angle") is not None]
     if pilot:
         ax.plot(*zip(*pilot), ".", markersize=3, label="pilot/angle (pilot drove)")
     if user:
@@ -129,8 +129,8 @@ def strip_figure(drive, takeover):
         if isinstance(image, str) and os.path.isfile(path):
             with Image.open(path) as im:
                 ax.imshow(im.convert("RGB"))
-        angle = _angle(r, "pilot/angle")
-        ax.set_title(f"{r['_index']}: {angle:+.2f}" if angle is not None else
+        steering = angle(r, "pilot/angle")
+        ax.set_title(f"{r['_index']}: {steering:+.2f}" if steering is not None else
                      str(r["_index"]), fontsize=7)
         ax.axis("off")
     return fig
