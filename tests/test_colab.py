@@ -74,7 +74,7 @@ def colab(tmp_path_factory, car_template):
             "archive": str(car / "wip.tgz")}
 
 
-def execute(colab, tmp_path, monkeypatch, **parameters):
+def execute(colab, tmp_path, monkeypatch, env=None, **parameters):
     """The notebook with PARAMETERS (a cell after its parameters cell, as
     papermill does), run top to bottom in /content-like TMP_PATH/content:
     (the notebook as executed, its error or None, the downloads folder)."""
@@ -83,9 +83,11 @@ def execute(colab, tmp_path, monkeypatch, **parameters):
     content, downloads = tmp_path / "content", tmp_path / "downloads"
     content.mkdir()
     downloads.mkdir()
-    env = {k: v for k, v in script_env().items() if k not in ("PYTHONPATH", "TRAINER_PYTHON")}
+    env = {k: v for k, v in (env or script_env()).items()
+           if k not in ("PYTHONPATH", "TRAINER_PYTHON")}
     env.update(JUPYTER_PATH=colab["jupyter"], PYTHONPATH=FAKE_COLAB,
-               FAKE_COLAB_UPLOAD=colab["archive"], FAKE_COLAB_DOWNLOADS=str(downloads))
+               FAKE_COLAB_UPLOAD=colab["archive"], FAKE_COLAB_DOWNLOADS=str(downloads),
+               FAKE_COLAB_AUTH=str(tmp_path / "auth"))
     for key in list(os.environ):
         monkeypatch.delenv(key)
     for key, value in env.items():
@@ -143,6 +145,26 @@ def test_the_notebook_trains_and_gives_the_model_set_and_its_verdict(colab, tmp_
     assert card["versions"]["donkeycar_generation"] == "5.3" and card["epochs"] == 2
     assert card["verdict"]["frames"] > 0
     assert error is None
+
+
+def test_from_the_bucket_back_into_the_bucket(colab, tmp_path, monkeypatch, gcs):
+    """ARCHIVE in the bucket (the GCS emulator), BUCKET set: the set is
+    published to the bucket's models/ as a cloud job's, and downloaded too."""
+    with open(colab["archive"], "rb") as f:
+        gcs.put("training/wip.tgz", f.read())
+    nb, error, downloads = execute(colab, tmp_path, monkeypatch, env=gcs.env,
+                                   TOOLKIT=colab["wheel"], PIP_ARGS=["--no-deps", "--no-index"],
+                                   REQUIRE_GPU=False, SETTINGS=["MAX_EPOCHS=1"],
+                                   ARCHIVE=f"gs://{gcs.bucket.name}/training/wip.tgz",
+                                   BUCKET=gcs.bucket.name)
+    assert error is None, str(error)[-3000:]
+    assert (tmp_path / "auth").read_text() == "signed in\n"        # Colab's sign-in, once
+    assert sorted(gcs.names("models/")) == sorted(f"models/pilot-wip{s}" for s in OUTPUTS)
+    card = json.loads(gcs.read("models/pilot-wip.json"))
+    with zipfile.ZipFile(downloads / "pilot-wip.zip") as z:
+        assert json.loads(z.read("pilot-wip.json")) == card
+    assert card["archives"][0]["uri"] == f"gs://{gcs.bucket.name}/training/wip.tgz"
+    assert "on the car, ./download_models.sh -m pilot-wip" in shown_text(nb)
 
 
 def test_without_a_gpu_it_stops_in_one_line_before_installing(colab, tmp_path, monkeypatch):
