@@ -7,6 +7,8 @@
 #   make test     the test suite (pytest), the fast part; make lint: ruff + shellcheck
 #   make e2e      the heavy end-to-end tests (marked e2e: separate venvs, images, long runs)
 #   make integration PYTHON=python3.12 VENV=.venv-py312   the pipeline tests on 5.4
+#   make gpu-check   on a machine with an NVIDIA GPU and `pip install tensorrt`: the TensorRT
+#                    engine built, checked, timed and driven for real (bench/gpu_check.py)
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
@@ -18,7 +20,7 @@ SCRIPTS := $(wildcard *.sh lib/*.sh)
 INTEGRATION := tests/test_train.py tests/test_legacy.py tests/test_tracking.py \
 	tests/test_car.py tests/test_light_install.py tests/test_drive_run.py
 
-.PHONY: install demo test e2e integration lint bench clean browser
+.PHONY: install demo test e2e integration lint bench gpu-check clean browser
 install: $(STAMP)
 
 $(STAMP): setup.py
@@ -87,6 +89,9 @@ lint: install
 
 bench: install
 	$(PY) bench/run.py
+
+gpu-check: install
+	$(PY) bench/gpu_check.py
 
 clean:
 	rm -rf demo-car build .pytest_cache .ruff_cache

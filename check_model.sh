@@ -12,21 +12,32 @@
 #   - the card's IMAGE_W/IMAGE_H/IMAGE_DEPTH against the car's config (a
 #     difference ends with exit 1, the files kept); transformations, crop
 #     settings and model type (warnings);
+#   - where TensorRT is (a Jetson whose Python has TensorRT's package):
+#     NAME.engine built from NAME.onnx, FP16 where the GPU has it, once (again
+#     when the .onnx is newer); elsewhere one line says why not;
 #   - each format here the car can run, through the car's own DonkeyCar pilot:
-#     .tflite with whatever TFLite runtime DonkeyCar finds (ai-edge-litert,
-#     tflite-runtime or TensorFlow: no TensorFlow needed), .onnx with
-#     onnxruntime, .h5 with TensorFlow; a format whose runtime is missing is
-#     skipped with why. The frames the training job shipped with it
-#     (NAME.frames.npz) must give the job's outputs within 1e-3; the median
-#     latency a frame is shown against DRIVE_LOOP_HZ.
+#     every .tflite (float, fp16, int8) with whatever TFLite runtime DonkeyCar
+#     finds (ai-edge-litert, tflite-runtime or TensorFlow: no TensorFlow
+#     needed), .onnx with onnxruntime (its TensorRT or CUDA provider where it
+#     has one), .h5 with TensorFlow, .engine with TensorRT; a format whose
+#     runtime is missing is skipped with why. On the frames the training job
+#     shipped with it (NAME.frames.npz) each must give the job's outputs within
+#     1e-3 (the int8 and the engine, reduced precision: within 0.02, else they
+#     are not recommended); the median latency a frame is shown against
+#     DRIVE_LOOP_HZ.
 # Then it lists the model in models/database.json ('donkey models' shows
-# it) and prints the drive command: the .tflite when DEFAULT_MODEL_TYPE is a
-# tflite_ type, the .h5 otherwise, else the fastest format that ran.
+# it) and recommends the fastest file that agrees, in the drive line, e.g.
+#   the fastest here that agrees: int8 .tflite (ai_edge_litert), 0.5 ms a frame
+#   (float .tflite: 1.6 ms), steering within 0.0061 of the Keras model; drive it:
+#   python manage.py drive --model models/pilot-wip.int8.tflite --type tflite_linear
+# (the .onnx and the .engine drive with ./drive.sh, which then takes that
+# format by default).
 #
 #   -m, --model NAME       the model: a name in models/, or a path to one of its
 #                          files, e.g. models/mypilot.tflite (default: the newest
 #                          of pilot-wip, pilot-wip-2, ... in models/)
-#   -F, --format FORMAT    only h5, tflite or onnx (default: every one here)
+#   -F, --format FORMAT    only h5, tflite, fp16, int8, onnx or engine (default: every
+#                          one here)
 #   --accept-poor-model    check a model judged no better than a constant guess
 #   -h, --help             print this help
 set -euo pipefail

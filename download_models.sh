@@ -3,8 +3,9 @@
 # Usage: download_models.sh [-m BASENAME] [-d DIR] [-F FORMAT] [-f] [--accept-poor-model]
 #
 # Reads the model's card (BASENAME.json) first and brings exactly the files
-# it names (.h5, .tflite, .onnx, .png, .pred.png, .frames.npz) into DIR, each
-# checked against the card's sha256. A set without its card, a file the card
+# it names (.h5, .tflite, .fp16.tflite, .int8.tflite, .onnx, .png, .pred.png,
+# .frames.npz; a variant its training run withheld is not among them) into
+# DIR, each checked against the card's sha256. A set without its card, a file the card
 # names but the bucket lacks, or one that differs from its card is refused in
 # one line and nothing is written: files land under a temporary name and are
 # renamed into DIR only when every one is verified (Ctrl-C included, no
@@ -12,18 +13,20 @@
 # a different one is never replaced without -f. An unknown BASENAME lists
 # the models the bucket has (names shown escaped).
 # -F tflite takes only BASENAME.tflite, the card and the frames file: what a
-# car (a Raspberry Pi) needs, without the 10 MB .h5.
+# car (a Raspberry Pi) needs, without the 10 MB .h5; -F int8 the int8 .tflite
+# (a quarter of the size, the fastest on a Pi), or why its run withheld it.
 # On the car (run from the car folder, DonkeyCar installed) it then runs the
 # check of check_model.sh on what arrived: the files against the card, the
 # training's verdict (a model no better than a constant guess is refused
 # unless --accept-poor-model), the card's IMAGE_W/IMAGE_H/IMAGE_DEPTH
 # against the car's config (a difference ends with exit 1, the files kept),
-# each format the car can run through its own DonkeyCar pilot (.tflite with
-# whatever TFLite runtime DonkeyCar finds, no TensorFlow needed; .onnx with
-# onnxruntime; .h5 with TensorFlow) on the frames the training job shipped,
-# within 1e-3 and timed against DRIVE_LOOP_HZ; then it lists the model in
+# each format the car can run through its own DonkeyCar pilot (every .tflite
+# with whatever TFLite runtime DonkeyCar finds, no TensorFlow needed; .onnx
+# with onnxruntime; .h5 with TensorFlow; where TensorRT is, NAME.engine built
+# from the .onnx) on the frames the training job shipped, agreeing with the
+# job's outputs and timed against DRIVE_LOOP_HZ; then it lists the model in
 # models/database.json ('donkey models' shows it) and prints the drive
-# command. A model whose card names another DonkeyCar generation (5.3, 5.4)
+# command for the fastest file that agrees (check_model.sh -h says more). A model whose card names another DonkeyCar generation (5.3, 5.4)
 # comes with a warning.
 # Transient network faults are retried for TRAINER_GCS_DEADLINE seconds
 # (default 90).
@@ -36,7 +39,7 @@
 #                         takes it (models/mypilot.h5) (default: the newest of
 #                         pilot-wip, pilot-wip-2, ... in the bucket)
 #   -d, --dest DIR        where the files go (default: ./models)
-#   -F, --format FORMAT   only h5, tflite or onnx, with the card and the frames
+#   -F, --format FORMAT   only h5, tflite, fp16, int8 or onnx, with the card and the frames
 #                         (default: every file the card names)
 #   -f, --force           replace local files that differ from the bucket's
 #   --accept-poor-model   check a model judged no better than a constant guess

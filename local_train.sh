@@ -7,11 +7,18 @@
 # code and the archive's config.py + myconfig.py (a tflite_ DEFAULT_MODEL_TYPE
 # trains its Keras type, as donkey train does), exports .tflite and .onnx,
 # checks all three formats agree on real frames, and writes into OUT:
-#   NAME.h5 NAME.tflite NAME.onnx   the model, three ways
+#   NAME.h5 NAME.tflite NAME.onnx   the model, three ways (.onnx: opset 13, for TensorRT)
+#   NAME.fp16.tflite                half the size: weights in float16, outputs within
+#                                   0.001 of the .h5's on unseen frames, else withheld
+#   NAME.int8.tflite                integers throughout, calibrated on the archive's own
+#                                   training frames: a quarter of the size, several times
+#                                   faster on a Pi; published when its steering error is
+#                                   at most 0.02 above the .h5's, else withheld
 #   NAME.png NAME.pred.png          loss plot; predicted vs driven steering
 #   NAME.frames.npz                 8 frames and the model's outputs, for the car's check
 #   NAME.json                       the model card: data, config, versions, history,
-#                                   parity, evaluation, the verdict
+#                                   parity, evaluation, the verdict, and every format's
+#                                   size, error and latency here (why a variant was withheld)
 # A model written into the car folder's models/ is listed in its
 # models/database.json, as donkey train does (donkey models shows it).
 #

@@ -67,11 +67,12 @@ def test_on_the_car_it_checks_registers_and_says_how_to_drive(car, run, gcs, tra
     for fmt, m in ran.items():
         assert float(m.group(2)) <= 1e-3
         print(f"{fmt} on the car: max diff {m.group(2)}, median {m.group(3)} ms a frame")
-    assert r.stdout.rstrip().endswith(
-        "drive it: python manage.py drive --model models/pilot-wip.h5 --type linear")
+    assert r.stdout.rstrip().endswith(         # the fastest that agrees (issue 23)
+        "drive it: python manage.py drive --model models/pilot-wip.int8.tflite --type "
+        "tflite_linear")
     card = json.loads((trained / f"{NAME}.json").read_text())
     [entry] = [e for e in database(car) if e["Name"] == NAME]
-    assert entry["Type"] == "linear" and entry["Val loss"] == card["best_val_loss"]
+    assert entry["Type"] == "tflite_linear" and entry["Val loss"] == card["best_val_loss"]
     assert entry["Tubs"] == "data"
     listed = subprocess.run([sys.executable, "-m", "donkeycar.management.base", "models"],
                             cwd=car, capture_output=True, text=True, timeout=120)
@@ -79,7 +80,7 @@ def test_on_the_car_it_checks_registers_and_says_how_to_drive(car, run, gcs, tra
 
     r = run("download_models.sh", env=gcs.env)             # again: one entry, not two
     assert r.returncode == 0, r.stderr
-    assert "(0 transferred, 7 already identical)" in r.stdout
+    assert f"(0 transferred, {len(SEVEN)} already identical)" in r.stdout
     assert [e["Name"] for e in database(car)].count(NAME) == 1
 
 
@@ -189,7 +190,7 @@ ROWS = [
         config="TRANSFORMATIONS = ['CROP']\nDEFAULT_MODEL_TYPE = 'tflite_linear'"),
         DL, 0, r"^download_models\.sh: warning: TRANSFORMATIONS differs: the model was "
         r"trained with \[\], the car has \['CROP'\]; it will see other images",
-        out=r"^drive it: python manage\.py drive --model models/pilot-wip\.tflite --type "
+        out=r"drive it: python manage\.py drive --model models/pilot-wip\.int8\.tflite --type "
         r"tflite_linear$", changes=("models",), warnings=1,
         leaves=("../tmp/.ses",)),      # onnxruntime's, from checking the .onnx
     Row("car:frames-disagree", model_in_bucket(change=frames_disagree), DL, 1,
@@ -216,7 +217,7 @@ ROWS = [
         r"no model pilot-typo in gs://robocar-test/models/: it holds evil\\x1b\[31m, "
         r"pilot-wip; pass one of them with -m$"),
     Row("download:bad-format", model_in_bucket(), ("download_models.sh", "-F", "savedmodel"),
-        1, r"-F 'savedmodel' is not a format: use h5, tflite, onnx"),
+        1, r"-F 'savedmodel' is not a format: use h5, tflite, fp16, int8, onnx"),
 ]
 
 

@@ -19,6 +19,7 @@ PARSERS = {
     "upload_tub_archive.sh": ("rt_python_cli upload", lambda: cli.verbs()["upload"]),
     "download_models.sh": ("rt_python_cli download", lambda: cli.verbs()["download"]),
     "check_model.sh": ("rt_python_cli check", lambda: cli.verbs()["check"]),
+    "drive.sh": ("rt_python_cli drive", lambda: cli.verbs()["drive"]),
     "local_train.sh": ("rt_python_module trainer.task", flags.train_parser),
     "submit_cloud_train.sh": ("rt_python_cli submit", lambda: cli.verbs()["submit"]),
     "local_makemovie.sh": ("rt_python_module trainer.movie", flags.movie_parser),

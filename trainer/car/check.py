@@ -13,17 +13,24 @@ rsync, scp, a USB stick), from the car folder:
    makes it fail or drive blind, so that ends the command (exit 1, the files
    kept); transformations, crop/ROI settings and a model type that differ
    may matter, and are warnings.
-3. Each format here that the car can run, through the car's own DonkeyCar
-   pilot (core/pilots.py): .tflite with whatever TFLite runtime DonkeyCar
-   finds (a Raspberry Pi has no TensorFlow), .onnx with onnxruntime, .h5
-   with TensorFlow. A format whose runtime is missing is skipped with why.
-   The frames the training job shipped (NAME.frames.npz, with the job's own
-   outputs for them) must come out within 1e-3; the median latency a frame
-   is shown against the DRIVE_LOOP_HZ budget. Without a card or frames, a
-   blank frame of the config's size shows that the model loads and how fast.
-4. The model in the car's models/database.json (core/modeldb.py), so that
-   `donkey models` lists it; then the drive command, for the format the car
-   is set up for (DEFAULT_MODEL_TYPE) when it ran, else the fastest that did.
+3. Where TensorRT is (a Jetson, car/runtimes.py), NAME.engine built from
+   NAME.onnx (FP16 where the GPU has it); elsewhere one line says why not.
+4. Each format here that the car can run, through the car's own DonkeyCar
+   pilot (core/pilots.py): every .tflite (float, fp16, int8) with whatever
+   TFLite runtime DonkeyCar finds (a Raspberry Pi has no TensorFlow), .onnx
+   with onnxruntime (its TensorRT or CUDA provider where it has one), .h5
+   with TensorFlow, .engine with TensorRT. A format whose runtime is missing
+   is skipped with why. On the frames the training job shipped
+   (NAME.frames.npz, with the .h5's outputs for them, and each published
+   variant's own) each must come out within 1e-3 of the job's (int8 and the
+   engine: within BOUNDS, else they are not recommended; the engine against
+   the .h5's); the median latency a frame is shown against the
+   DRIVE_LOOP_HZ budget. Without a card or frames, a blank frame of the
+   config's size shows that the model loads and how fast.
+5. The model in the car's models/database.json (core/modeldb.py), so that
+   `donkey models` lists it; then the drive command for the fastest format
+   that agrees, with what it costs: manage.py for the .h5 and every
+   .tflite, drive.sh (car/launcher.py) for the .onnx and the .engine.
 
 Without DonkeyCar, or outside a car folder, it says why it was skipped.
 """
@@ -32,12 +39,17 @@ import json
 import os
 import time
 
+from trainer.car import runtimes
 from trainer.core import bucket, console, donkey, modeldb, modeltypes, pilots
 from trainer.core.config import load_car_config
 from trainer.core.errors import UserError
 from trainer.core.storage import sha256
 
 BOUND = 1e-3           # the same bound as the job's own parity check
+# Reduced precision rounds otherwise from one CPU or GPU to the next: the
+# int8 within this of the job's own int8 outputs (a rounding step or two),
+# the engine (built here, FP16) of the .h5's. Over it: not recommended.
+BOUNDS = {"int8": 0.02, "engine": 0.02}
 POOR_FLAG = "--accept-poor-model"
 # A mismatch here makes the model fail to load or see what it never saw.
 FATAL = ("IMAGE_W", "IMAGE_H", "IMAGE_DEPTH")
@@ -81,12 +93,11 @@ def check(name, models, fmt=None, accept_poor=False, say=print, warn=None, car_d
         say(f"car check skipped: {reason}")
         return None
     c = Check(name, models, say, warn)
-    present = {f: s for f, s in bucket.FORMATS.items()
-               if os.path.isfile(c.path(s)) and (fmt is None or f == fmt)}
-    if not present:
+    onnx = os.path.isfile(c.path(bucket.ONNX))
+    if not formats_here(c, fmt) and not (fmt == "engine" and onnx):
         there = ", ".join(sorted(n for n in os.listdir(models) if n.startswith(name + ".")))
-        raise UserError(f"no {f'.{fmt} ' if fmt else ''}model {name} in {models}"
-                        + (f" (only {there})" if there else "")
+        raise UserError(f"no {f'{pilots.shown(fmt)} ' if fmt else ''}model {name} in "
+                        f"{models}" + (f" (only {there})" if there else "")
                         + ": copy it there, or download it with download_models.sh")
     c.card = read_card(c)
     verify(c)
@@ -96,21 +107,48 @@ def check(name, models, fmt=None, accept_poor=False, say=print, warn=None, car_d
         else {}
     compare_config(c, trained, cfg)
     model_type = model_type_of(c, cfg)
-    ran = {f: run_format(c, f, model_type, cfg) for f in present}
+    if onnx and fmt in (None, "engine"):
+        engine(c)                           # NAME.engine where TensorRT is, or why not
+    ran = {f: run_format(c, f, model_type, cfg) for f in formats_here(c, fmt)}
     ran = {f: r for f, r in ran.items() if r}
     for f, r in ran.items():
         report(c, f, r, cfg)
-    chosen = drive_format(ran, cfg)
+    chosen = fastest(ran)
     if chosen is None:
         say(f"car check: nothing of {name} could run here, so it was not added to "
             "DonkeyCar's model list")
         return ran
-    lags(c, chosen, ran, cfg, model_type)
+    lags(c, chosen, ran, cfg)
     drive_type = modeltypes.drive_type(model_type, chosen)
-    register(c, drive_type, cfg)
-    model = os.path.relpath(c.path(bucket.FORMATS[chosen]), car_dir)
-    say(f"drive it: python manage.py drive --model {model} --type {drive_type}")
+    register(c, drive_type, chosen, cfg)
+    say(drive_line(c, chosen, ran, drive_type, car_dir))
     return ran
+
+
+def formats_here(c, fmt=None):
+    """{format: suffix} of the files of the model here (FMT: only that one)."""
+    return {f: s for f, s in bucket.CAR_FORMATS.items()
+            if os.path.isfile(c.path(s)) and (fmt is None or f == fmt)}
+
+
+def engine(c):
+    """NAME.engine built from NAME.onnx where TensorRT is (again when the
+    .onnx is newer), or one line saying why not."""
+    missing = runtimes.tensorrt_missing()
+    if missing:
+        c.say(f"car check: no TensorRT {bucket.ENGINE} built: {missing}")
+        return
+    onnx, target = c.path(bucket.ONNX), c.path(bucket.ENGINE)
+    if os.path.isfile(target) and os.path.getmtime(target) >= os.path.getmtime(onnx):
+        c.say(f"car check: {target} is newer than the .onnx: not built again")
+        return
+    c.say(f"car check: building {target} from the .onnx with TensorRT (minutes on a "
+          "Jetson; once)")
+    with console.filtered():
+        built = runtimes.build_engine(onnx, target)
+    c.say(f"car check: built {target} with TensorRT {built['tensorrt']} "
+          f"({'FP16' if built['fp16'] else 'FP32: this GPU has no fast FP16'}) in "
+          f"{built['seconds']:.0f} s")
 
 
 def read_card(c):
@@ -230,38 +268,66 @@ def frames_of(c, cfg):
     return np.zeros((3, *shape), dtype=np.uint8), None
 
 
+def job_outputs(c, fmt, keras):
+    """What the training job's FMT file gave on the shipped frames (a variant
+    it published ships its own), else KERAS, the .h5's."""
+    if keras is None or fmt not in ("fp16", "int8"):
+        return keras
+    import numpy as np
+    with np.load(c.path(bucket.FRAMES), allow_pickle=False) as data:
+        return data[f"outputs_{fmt}"] if f"outputs_{fmt}" in data.files else keras
+
+
 def run_format(c, fmt, model_type, cfg):
-    """{"latency_ms", "frames", "max_diff" or None, "runtime"} of the FMT
-    file through the car's pilot; None when this car cannot run FMT."""
-    missing = pilots.runtime_missing(fmt)
+    """{"latency_ms", "frames", "max_diff", "steering_diff" (None without
+    frames), "runtime", "agrees"} of the FMT file through the car's pilot;
+    None when this car cannot run FMT."""
+    missing = runtimes.tensorrt_missing() if fmt == "engine" else \
+        pilots.runtime_missing(fmt)
     if missing:
-        c.say(f"car check: the .{fmt} was not run: {missing}")
+        c.say(f"car check: the {bucket.CAR_FORMATS[fmt]} was not run: {missing}")
         return None
     import numpy as np
-    images, expected = frames_of(c, cfg)
-    path = c.path(bucket.FORMATS[fmt])
+    images, keras = frames_of(c, cfg)
+    expected = job_outputs(c, fmt, keras)
+    path = c.path(bucket.CAR_FORMATS[fmt])
     with console.filtered():        # TFLite's XNNPACK notice and the like, from C++
         try:
-            pilot = pilots.load_pilot(fmt, model_type, cfg, path)
+            pilot = pilots.load_pilot(fmt, model_type, cfg, path, interpreter=(
+                runtimes.engine_interpreter() if fmt == "engine" else
+                pilots.onnx_interpreter(runtimes.onnx_providers(c.models))
+                if fmt == "onnx" else None))
             pilots.run_pilot(pilot, images[:1])                   # warm-up
             got, latency = pilots.run_pilot(pilot, images)
         except Exception as e:   # DonkeyCar or the runtime refusing the model, in its words
+            said = f"{type(e).__name__}: {' '.join(str(e).split())[:160]}"
+            if fmt == "engine":      # the car's own build, not the model: the rest drives
+                c.say(f"car check: the {bucket.ENGINE} was not run: {said}")
+                return None
             trained = ((c.card or {}).get("versions") or {}).get("donkeycar_generation", "?")
             raise UserError(f"the car's DonkeyCar {donkey.generation()} cannot run {path} "
-                            f"as a {model_type} model ({type(e).__name__}: "
-                            f"{' '.join(str(e).split())[:160]}); it was trained with "
+                            f"as a {model_type} model ({said}); it was trained with "
                             f"DonkeyCar {trained}: train it for DonkeyCar "
                             f"{donkey.generation()}; {c.kept}") from None
-    diff = None
+    found = {"latency_ms": latency * 1000, "frames": len(images), "max_diff": None,
+             "steering_diff": None, "runtime": pilots.runtime_name(fmt, pilot),
+             "agrees": True}
     if expected is not None:
-        diff = float(np.abs(got - np.asarray(expected)[:, :2]).max())
-        if not diff <= BOUND:
+        diff = np.abs(got - np.asarray(expected)[:, :2])
+        found["max_diff"] = float(diff.max())
+        found["steering_diff"] = float(np.abs(got - np.asarray(keras)[:, :2])[:, 0].max())
+        bound = BOUNDS.get(fmt, BOUND)
+        found["agrees"] = found["max_diff"] <= bound
+        if not found["agrees"] and fmt in BOUNDS:      # reduced precision: not recommended
+            c.warn(f"on the {len(images)} frames shipped with it, {path} differs from the "
+                   f"training job's outputs by {found['max_diff']:.2g} (> {bound:g}): it is "
+                   "not recommended")
+        elif not found["agrees"]:
             raise UserError(f"on the {len(images)} frames shipped with it, {path} gives "
-                            f"other outputs here than in training (by {diff:.2g} > "
-                            f"{BOUND:g}): do not drive it; check that DonkeyCar "
+                            f"other outputs here than in training (by {found['max_diff']:.2g}"
+                            f" > {bound:g}): do not drive it; check that DonkeyCar "
                             f"{donkey.generation()} here matches the card's; {c.kept}")
-    return {"latency_ms": latency * 1000, "frames": len(images), "max_diff": diff,
-            "runtime": pilots.runtime_name(fmt, pilot)}
+    return found
 
 
 def _budget(cfg):
@@ -271,43 +337,60 @@ def _budget(cfg):
 
 def report(c, fmt, result, cfg):
     hz, budget = _budget(cfg)
+    within = f", within its {BOUNDS[fmt]:g}" if fmt in BOUNDS else ""
     agrees = (f"agrees with the training job on {result['frames']} frames (max "
-              f"difference {result['max_diff']:.1e})" if result["max_diff"] is not None
-              else "loads")
-    c.say(f"car check: the .{fmt} ({result['runtime']}) {agrees}; median "
-          f"{result['latency_ms']:.1f} ms a frame of the {budget:.0f} ms a loop at "
+              f"difference {result['max_diff']:.1e}{within})" if result["agrees"]
+              and result["max_diff"] is not None else
+              f"differs from the training job's outputs by {result['max_diff']:.1e}"
+              if result["max_diff"] is not None else "loads")
+    c.say(f"car check: the {bucket.CAR_FORMATS[fmt]} ({result['runtime']}) {agrees}; "
+          f"median {result['latency_ms']:.1f} ms a frame of the {budget:.0f} ms a loop at "
           f"DRIVE_LOOP_HZ={hz}")
 
 
-def lags(c, chosen, ran, cfg, model_type):
-    """A warning when the format the car will drive takes longer than a loop."""
+def lags(c, chosen, ran, cfg):
+    """A warning when even the fastest format takes longer than a loop."""
     hz, budget = _budget(cfg)
     took = ran[chosen]["latency_ms"]
-    if took <= budget:
-        return
-    fast = [f for f in ("tflite",) if f in ran and ran[f]["latency_ms"] <= budget]
-    fix = (f"the .tflite takes {ran['tflite']['latency_ms']:.1f} ms: drive it "
-           f"(DEFAULT_MODEL_TYPE = '{modeltypes.drive_type(model_type, 'tflite')}' in "
-           "myconfig.py)" if fast else "lower DRIVE_LOOP_HZ")
-    c.warn(f"the .{chosen} takes {took:.0f} ms a frame here, more than the {budget:.0f} ms "
-           f"a loop of DRIVE_LOOP_HZ={hz}: the car will lag; {fix}")
+    if took > budget:
+        c.warn(f"the {pilots.shown(chosen)}, the fastest here, takes {took:.0f} ms a frame, "
+               f"more than the {budget:.0f} ms a loop of DRIVE_LOOP_HZ={hz}: the car will "
+               "lag; lower DRIVE_LOOP_HZ in myconfig.py")
 
 
-def drive_format(ran, cfg):
-    """The format the car is set up for when it ran (tflite_ types take the
-    .tflite, others the .h5), else the fastest that ran; .onnx is no
-    DonkeyCar format (manage.py drive cannot load it)."""
-    wanted = "tflite" if str(getattr(cfg, "DEFAULT_MODEL_TYPE", "")).startswith(
-        "tflite_") else "h5"
-    if wanted in ran:
-        return wanted
-    drivable = {f: r for f, r in ran.items() if f != "onnx"}
-    return min(drivable, key=lambda f: drivable[f]["latency_ms"]) if drivable else None
+def fastest(ran):
+    """The fastest format that ran and agrees with the training job: the one
+    to drive (each agreed within its bound, so any of them drives as trained)."""
+    agreeing = {f: r for f, r in ran.items() if r["agrees"]}
+    return min(agreeing, key=lambda f: agreeing[f]["latency_ms"]) if agreeing else None
 
 
-def register(c, drive_type, cfg):
+def drive_line(c, chosen, ran, drive_type, car_dir):
+    """'the fastest here that agrees: int8 .tflite (ai_edge_litert), 0.4 ms a
+    frame (float .tflite: 1.3 ms), steering within 0.003 of the Keras model;
+    drive it: COMMAND'. DonkeyCar's manage.py drives the .h5 and every
+    .tflite, drive.sh the .onnx and the .engine."""
+    r = ran[chosen]
+    model = os.path.relpath(c.path(bucket.CAR_FORMATS[chosen]), car_dir)
+    if modeltypes.DRIVE_PREFIXES[chosen] in modeltypes.LAUNCHED:
+        named = os.path.normpath(os.path.relpath(c.models, car_dir)) == bucket.LOCAL_MODELS
+        command = f"./drive.sh -m {c.name} --format {chosen}" if named else \
+            f"./drive.sh -m {model}"
+    else:
+        command = f"python manage.py drive --model {model} --type {drive_type}"
+    base = next((f for f in ("tflite", "h5") if f in ran and f != chosen), None)
+    against = f" ({pilots.shown(base)}: {ran[base]['latency_ms']:.1f} ms)" if base else ""
+    steering = (f"steering within {r['steering_diff']:.2g} of the Keras model"
+                if r["steering_diff"] is not None else "not compared with the Keras model "
+                "(no frames came with it)")
+    return (f"the fastest here that agrees: {pilots.shown(chosen)} ({r['runtime']}), "
+            f"{r['latency_ms']:.1f} ms a frame{against}, {steering}; drive it: {command}")
+
+
+def register(c, drive_type, fmt, cfg):
     """NAME in the car's models/database.json, so that `donkey models` lists
-    it; only when MODELS is the car's MODELS_PATH."""
+    it, with the format to drive (drive.sh's default); only when MODELS is
+    the car's MODELS_PATH."""
     models = getattr(cfg, "MODELS_PATH", None)
     if not models or not os.path.isdir(models) or not os.path.samefile(models, c.models):
         c.say(f"car check: {c.models} is not the car's MODELS_PATH ({models}), so "
@@ -317,6 +400,7 @@ def register(c, drive_type, cfg):
     entry = modeldb.register(cfg, {
         "Name": c.name,
         "Type": drive_type,
+        "Format": fmt,
         "Tubs": ",".join(str(t.get("path", "")) for t in card.get("tubs") or []
                          if isinstance(t, dict)),
         "Time": _epoch(card.get("created_at")),

@@ -6,6 +6,8 @@ local_makemovie.sh go to trainer.task and trainer.movie the same way).
     python -m trainer.cli deflate -a wip.tgz -d .          # deflate_tub_archive.sh
     python -m trainer.cli upload -a wip.tgz                # upload_tub_archive.sh
     python -m trainer.cli download -m pilot-wip -d models  # download_models.sh
+    python -m trainer.cli check -m pilot-wip               # check_model.sh
+    python -m trainer.cli drive -m pilot-wip --format onnx # drive.sh
     python -m trainer.cli submit -a wip.tgz -g NVIDIA_TESLA_T4:1 -w   # submit_cloud_train.sh
     python -m trainer.cli submit-movie -m models/pilot-wip.h5 -e 60 -w
     python -m trainer.cli image -d 5.4                     # build_image.sh
@@ -20,10 +22,11 @@ import os
 import sys
 
 from trainer.car import check as car_check
+from trainer.car import launcher
 from trainer.client import image, jobs, submit
 from trainer.core import bucket, donkey, flags, gcs, generations, names, settings
 from trainer.core.errors import ArgumentParser, UserError, run_main, warn
-from trainer.core.storage import Storage
+from trainer.core.storage import Storage, shown
 
 
 def cmd_archive(args):
@@ -81,13 +84,22 @@ def cmd_download(args):
                     warn=warn)                             # will it drive?
 
 
-def cmd_check(args):
-    fmt = bucket.check_format(args.format)
-    if args.model and os.path.dirname(args.model):       # -m models/pilot.tflite
-        models = os.path.dirname(args.model)
-        name = bucket.model_name_of(args.model)
-    elif args.model:
-        models, name = bucket.LOCAL_MODELS, bucket.model_name_of(args.model)
+def car_format(fmt, flag="-F"):
+    """-F/--format FMT of the car's scripts: a published format, or engine."""
+    if fmt is not None and fmt not in bucket.CAR_FORMATS:
+        raise UserError(f"{flag} {shown(fmt)!r} is not a format: use "
+                        f"{', '.join(bucket.CAR_FORMATS)} (or leave it out)")
+    return fmt
+
+
+def model_here(given, script):
+    """(folder, name) of the model -m GIVEN names on the car: a name in
+    models/, or a path to one of its files (models/pilot.tflite); without
+    -m, the newest of pilot-wip, pilot-wip-2, ... in models/."""
+    if given and os.path.dirname(given):                 # -m models/pilot.tflite
+        models, name = os.path.dirname(given), bucket.model_name_of(given)
+    elif given:
+        models, name = bucket.LOCAL_MODELS, bucket.model_name_of(given)
     else:
         models = bucket.LOCAL_MODELS
         name, _ = bucket.newest_model(Storage(), models=models, suffix=None,
@@ -95,12 +107,25 @@ def cmd_check(args):
         if name is None:
             raise bucket.no_model(models)
     if not os.path.isdir(models):
-        raise UserError(f"no folder {models} here: run check_model.sh in the car folder, "
+        raise UserError(f"no folder {models} here: run {script} in the car folder, "
                         "or pass -m PATH/NAME")
+    return models, name
+
+
+def cmd_check(args):
+    fmt = car_format(args.format)
+    models, name = model_here(args.model, "check_model.sh")
     reason = car_check.skipped()
     if reason:
         raise UserError(f"cannot check a model here: {reason}")
     car_check.check(name, models, fmt=fmt, accept_poor=args.accept_poor_model, warn=warn)
+
+
+def cmd_drive(args):
+    fmt = car_format(args.format, "--format") or (bucket.format_of(args.model)
+                                                   if args.model else None)
+    models, name = model_here(args.model, "drive.sh")
+    launcher.drive(name, models, fmt, args.manage)
 
 
 def cmd_submit(args):
@@ -116,7 +141,14 @@ def cmd_image(args):
 
 
 def get_args(argv):
-    return parser().parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    passed = []
+    if argv[:1] == ["drive"] and "--" in argv:       # drive.sh -m X -- --js: manage.py's
+        argv, passed = argv[:argv.index("--")], argv[argv.index("--") + 1:]
+    args = parser().parse_args(argv)
+    if args.verb == "drive":
+        args.manage = passed
+    return args
 
 
 def parser():
@@ -158,17 +190,23 @@ def _build():
     p.add_argument("-d", "--dest", default=bucket.LOCAL_MODELS,
                    help=f"default: {bucket.LOCAL_MODELS}")
     p.add_argument("-f", "--force", action="store_true", help="replace differing local files")
-    p.add_argument("-F", "--format", help="h5, tflite or onnx only, with the card and "
-                   "the frames (default: every file the card names)")
+    p.add_argument("-F", "--format", help="h5, tflite, fp16, int8 or onnx only, with the "
+                   "card and the frames (default: every file the card names)")
     p.add_argument(car_check.POOR_FLAG, action="store_true",
                    help="check a model judged no better than a constant guess")
     p = verb("check", cmd_check, help="will it drive? (check_model.sh)")
     p.add_argument("-m", "--model", help="name or path (default: the newest of pilot-wip, "
                    "pilot-wip-2, ... in models/)")
-    p.add_argument("-F", "--format", help="h5, tflite or onnx only (default: every one "
-                   "here)")
+    p.add_argument("-F", "--format", help="h5, tflite, fp16, int8, onnx or engine only "
+                   "(default: every one here)")
     p.add_argument(car_check.POOR_FLAG, action="store_true",
                    help="check a model judged no better than a constant guess")
+    p = verb("drive", cmd_drive, help="the car's manage.py drive, any format (drive.sh)")
+    p.add_argument("-m", "--model", help="name or path (default: the newest of pilot-wip, "
+                   "pilot-wip-2, ... in models/)")
+    p.add_argument("--format", help="h5, tflite, fp16, int8, onnx or engine (default: the "
+                   "one check_model.sh found fastest here; a path's own)")
+    # After --: manage.py drive's own options (--js, --myconfig=FILE): get_args.
     p = verb("submit", cmd_submit, [flags.train_parser(add_help=False)],
              help="train on Vertex AI (submit_cloud_train.sh)")
     p.hints = flags.train_parser().hints

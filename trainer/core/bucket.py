@@ -38,13 +38,23 @@ JOBS = "job"
 # The files of one model, NAME + suffix, in the order they are published
 # (the card last: it names every other file's sha256).
 H5, TFLITE, ONNX = ".h5", ".tflite", ".onnx"
+# Smaller, faster .tflite variants (job/variants.py): each is published only
+# within its tolerance of the .h5; the card says why one was withheld.
+TFLITE_FP16, TFLITE_INT8 = ".fp16.tflite", ".int8.tflite"
 LOSS_PLOT, PREDICTION_PLOT, CARD = ".png", ".pred.png", ".json"
 FRAMES = ".frames.npz"       # a few frames and the job's outputs: the car's check
-OUTPUTS = (H5, TFLITE, ONNX, LOSS_PLOT, PREDICTION_PLOT, FRAMES, CARD)
+OUTPUTS = (H5, TFLITE, TFLITE_FP16, TFLITE_INT8, ONNX, LOSS_PLOT, PREDICTION_PLOT, FRAMES,
+           CARD)
+OPTIONAL = (TFLITE_FP16, TFLITE_INT8)     # a set may lack them: its card says why
 # download_models.sh -F: one format, with what the car's check needs.
-FORMATS = {"h5": H5, "tflite": TFLITE, "onnx": ONNX}
+FORMATS = {"h5": H5, "tflite": TFLITE, "fp16": TFLITE_FP16, "int8": TFLITE_INT8,
+           "onnx": ONNX}
+# A TensorRT engine: built on the car from the .onnx (car/runtimes.py), for
+# that car's GPU and TensorRT alone, so never published. The car's formats.
+ENGINE = ".engine"
+CAR_FORMATS = {**FORMATS, "engine": ENGINE}
 # Longest first, so pilot.pred.png is the model 'pilot', not 'pilot.pred'.
-_SUFFIXES = tuple(sorted(OUTPUTS, key=len, reverse=True))
+_SUFFIXES = tuple(sorted((*OUTPUTS, ENGINE), key=len, reverse=True))
 LOCAL_MODELS = "models"          # the car folder's models/, where models land
 GZIP_MAGIC = b"\x1f\x8b"
 
@@ -326,11 +336,19 @@ def belongs(object_name, basename):
 
 
 def check_format(fmt):
-    """-F FMT as a known format (h5, tflite, onnx), or None for all."""
+    """-F FMT as a known format (h5, tflite, fp16, int8, onnx), or None for all."""
     if fmt is not None and fmt not in FORMATS:
         raise UserError(f"-F {shown(fmt)!r} is not a format: use "
                         f"{', '.join(FORMATS)} (or leave -F out for every file)")
     return fmt
+
+
+def format_of(given):
+    """The car's format of the file GIVEN names (models/x.int8.tflite: int8), or None."""
+    for fmt, suffix in sorted(CAR_FORMATS.items(), key=lambda kv: -len(kv[1])):
+        if given.endswith(suffix):
+            return fmt
+    return None
 
 
 def model_name_of(given):
@@ -438,8 +456,9 @@ def _download_set(storage, models, basename, dest, staging, card_remote, force, 
     if fmt:
         wanted = basename + FORMATS[fmt]
         if wanted not in files:
-            raise UserError(f"the card {card_uri} names no {wanted}: leave -F out to "
-                            f"take {', '.join(sorted(files))}")
+            raise UserError(f"the card {card_uri} names no {wanted}"
+                            f"{withheld_reason(card, fmt)}: leave -F out to take "
+                            f"{', '.join(sorted(files))}")
         files = {n: e for n, e in files.items() if n in (wanted, basename + FRAMES)}
 
     todo, same, differ = [], [], []
@@ -500,6 +519,16 @@ def _download_set(storage, models, basename, dest, staging, card_remote, force, 
             ] + [card_target]
 
 
+def withheld_reason(card, fmt):
+    """': it was withheld (why)' when the card's variants say the FMT file was
+    built and not published; '' otherwise."""
+    variants = card.get("variants") if isinstance(card, dict) else None
+    entry = variants.get(fmt) if isinstance(variants, dict) else None
+    if not isinstance(entry, dict) or entry.get("published") is not False:
+        return ""
+    return f" (withheld by its training run: {shown(str(entry.get('reason')))[:200]})"
+
+
 def _order(basename, name):
     suffix = name[len(basename):]
     return OUTPUTS.index(suffix) if suffix in OUTPUTS else len(OUTPUTS)
@@ -541,13 +570,18 @@ def claim(storage, outputs, force, ours=None):
 def publish(storage, local, outputs, record=None):
     """Copy each LOCAL file ({suffix: path}) to OUTPUTS (Claimed), in OUTPUTS'
     order so the card goes last, each only over what was there when the run
-    started. When another writer got there first, what this run created is
-    removed again and the run fails in one line: a set is never mixed with
-    another run's."""
+    started; a variant the run withheld (OPTIONAL, no local file) is left
+    out, and the replaced model's own copy of it removed. When another
+    writer got there first, what this run created is removed again and the
+    run fails in one line: a set is never mixed with another run's."""
     done = []
     try:
         for suffix in OUTPUTS:
             before = outputs.stamps[suffix]
+            if suffix in OPTIONAL and not os.path.isfile(local[suffix]):
+                if before:             # the replaced model's variant: not this set's
+                    storage.remove(outputs[suffix], before)
+                continue
             new = storage.put(local[suffix], outputs[suffix], expect=before)
             done.append((outputs[suffix], new, before))
             if record:                     # for a restart of this job (restarts.py)
@@ -569,6 +603,8 @@ def bring_models_home(storage, output, name, force=False, say=print):
                                say=say)
     paths = []
     for suffix, uri in model_files(output, name).items():
+        if suffix in OPTIONAL and not storage.exists(uri):
+            continue                            # withheld: the card says why
         target = os.path.join(LOCAL_MODELS, name + suffix)
         storage.download(uri, target)
         say(f"downloaded {target}")

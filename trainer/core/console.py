@@ -27,6 +27,7 @@ NOISE = re.compile(
     r"|saving_api.save_model\(|Ignored output_format|Ignored drop_control_dependency"
     r"|tf_tfl_flatbuffer_helpers|Estimated count of arithmetic ops"
     r"|INFO: Initialized TensorFlow Lite runtime"
+    r"|^fully_quantize: \d"                     # the int8 converter's settings line
     # DonkeyCar's makemovie: its banner, moviepy's chatter, and the error its
     # own tub logs when it is closed after the movie.
     r"|Visualizing activations on layer|^#+$|^Moviepy - |^making movie |Unexpected closing manifest"

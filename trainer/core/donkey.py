@@ -47,6 +47,17 @@ def quiet():
     return donkeycar
 
 
+def as_manage_py():
+    """Import DonkeyCar as the car's manage.py does, banner and INFO logs
+    included (the drive loop's part-timing table is one), unless the user's
+    LOGLEVEL says otherwise: drive.sh shows what `manage.py drive` shows."""
+    if "donkeycar" not in sys.modules:
+        os.environ.setdefault("LOGLEVEL", "INFO")
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    import donkeycar
+    return donkeycar
+
+
 def version():
     """The DonkeyCar installed here, e.g. '5.3.0'."""
     return quiet().__version__

@@ -4,6 +4,7 @@
     check("linera", "--type")    # UserError: ... did you mean linear?
     trainable("tflite_linear")   # ('linear', 'the config's ... trains linear ...')
     drive_type("linear", "tflite")   # 'tflite_linear', what manage.py drive takes
+    drive_type("linear", "onnx")     # 'onnx_linear': drive.sh's launcher adds it
 
 The list comes from the installed DonkeyCar's own get_model_by_type
 (donkeycar/utils.py), read as source, not imported: it costs milliseconds
@@ -24,6 +25,12 @@ from trainer.core.errors import UserError
 
 # Prefixes of types that run a converted model: the Keras type trains.
 RUNTIME_PREFIXES = ("tflite_", "tensorrt_")
+# The --type prefix of each format on the car: DonkeyCar's TfLite pilot runs
+# every .tflite; onnx_ and engine_ types exist only inside drive.sh, whose
+# launcher (car/launcher.py) teaches DonkeyCar's get_model_by_type them.
+DRIVE_PREFIXES = {"h5": "", "tflite": "tflite_", "fp16": "tflite_", "int8": "tflite_",
+                  "onnx": "onnx_", "engine": "engine_"}
+LAUNCHED = ("onnx_", "engine_")
 # fastai_ types train with PyTorch, which the toolkit does not install.
 UNSUPPORTED_PREFIXES = ("fastai_",)
 # Types that learn from more than the camera and the user's driving: the
@@ -69,7 +76,7 @@ def known():
 
 def base(model_type):
     """MODEL_TYPE without a runtime prefix: tflite_linear -> linear."""
-    for prefix in RUNTIME_PREFIXES:
+    for prefix in RUNTIME_PREFIXES + LAUNCHED:
         if model_type.startswith(prefix):
             return model_type[len(prefix):]
     return model_type
@@ -108,8 +115,9 @@ def trainable(model_type, where="the config's DEFAULT_MODEL_TYPE"):
 
 
 def drive_type(model_type, fmt):
-    """The --type manage.py drive takes for a MODEL_TYPE model in FMT."""
-    return ("tflite_" if fmt == "tflite" else "") + base(model_type)
+    """The --type manage.py drive takes for a MODEL_TYPE model in FMT (run by
+    drive.sh for the onnx_ and engine_ types)."""
+    return DRIVE_PREFIXES[fmt] + base(model_type)
 
 
 def check_inputs(model_type, keys, tub):

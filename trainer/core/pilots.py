@@ -1,25 +1,29 @@
 """DonkeyCar's own pilots for each format a model comes in, and one runner
-for them: the training job's parity check and evaluation, and the car's
-check, run frames through exactly the code the car drives with.
+for them: the training job's parity check and evaluation, the car's check
+and drive.sh run frames through exactly the code the car drives with.
 
     pilot = load_pilot("tflite", "linear", cfg, "models/pilot-wip.tflite")
     outputs, latency = run_pilot(pilot, images)   # [[steering, throttle], ...], median s
 
 - .h5: DonkeyCar's Keras pilot; needs TensorFlow.
-- .tflite: DonkeyCar's tflite_ pilot, with whatever TFLite runtime DonkeyCar
-  finds (tflite-runtime, ai-edge-litert, then TensorFlow): a Raspberry Pi
-  runs it without TensorFlow.
+- .tflite, and its fp16 and int8 variants: DonkeyCar's tflite_ pilot, with
+  whatever TFLite runtime DonkeyCar finds (tflite-runtime, ai-edge-litert,
+  then TensorFlow): a Raspberry Pi runs them without TensorFlow.
 - .onnx: DonkeyCar has no ONNX runtime; its tflite_ pilot (which builds no
-  Keras graph) gets the OnnxInterpreter below, over onnxruntime.
+  Keras graph) gets the OnnxInterpreter below, over onnxruntime, with the
+  execution providers asked for (the car's: car/runtimes.py).
+- .engine (TensorRT, built on the car): the same pilot with the interpreter
+  the caller gives (car/runtimes.py EngineInterpreter).
 
 Nothing heavy is imported before it is used: the car imports this module
 with DonkeyCar alone.
 """
 import time
 
-from trainer.core import donkey
+from trainer.core import bucket, donkey
 
-FORMATS = ("h5", "tflite", "onnx")
+TFLITE_FAMILY = ("tflite", "fp16", "int8")     # DonkeyCar's TfLite pilot runs them all
+CPU = "CPUExecutionProvider"
 
 
 def _parts():
@@ -40,7 +44,7 @@ def runtime_missing(fmt):
             donkey.import_tensorflow()
         except ImportError:
             return "TensorFlow is not installed here (a .h5 needs it; a .tflite does not)"
-    elif fmt == "tflite":
+    elif fmt in TFLITE_FAMILY:
         from donkeycar.parts.interpreter import get_tflite_interpreter
         try:
             get_tflite_interpreter()
@@ -55,29 +59,51 @@ def runtime_missing(fmt):
     return None
 
 
-def load_pilot(fmt, model_type, cfg, path):
-    """DonkeyCar's pilot for MODEL_TYPE ('linear') running the FMT model at PATH."""
+def shown(fmt):
+    """How a format is named to the user: 'int8 .tflite', '.onnx'."""
+    if fmt in ("fp16", "int8"):
+        return f"{fmt} {bucket.TFLITE}"
+    if fmt == "tflite":
+        return f"float {bucket.TFLITE}"
+    if fmt == "engine":
+        return f"TensorRT {bucket.ENGINE}"
+    return bucket.CAR_FORMATS[fmt]
+
+
+def pilot_for(fmt, model_type, cfg, interpreter=None):
+    """DonkeyCar's pilot for MODEL_TYPE ('linear') in format FMT, not loaded
+    yet. A .onnx or .engine pilot is DonkeyCar's tflite_ one (no Keras graph
+    built) with INTERPRETER (default for .onnx: an OnnxInterpreter on the CPU)."""
     _parts()
     from donkeycar.utils import get_model_by_type
     if fmt == "h5":
         donkey.import_tensorflow()
-        pilot = get_model_by_type(model_type, cfg)
-    else:
-        pilot = get_model_by_type("tflite_" + model_type, cfg)
-        if fmt == "onnx":
-            pilot.interpreter = _onnx_interpreter_class()()
-            pilot.interpreter.set_model(pilot)
+        return get_model_by_type(model_type, cfg)
+    pilot = get_model_by_type("tflite_" + model_type, cfg)
+    if interpreter is None and fmt == "onnx":
+        interpreter = onnx_interpreter()
+    if interpreter is not None:
+        pilot.interpreter = interpreter
+        interpreter.set_model(pilot)
+    return pilot
+
+
+def load_pilot(fmt, model_type, cfg, path, interpreter=None):
+    """DonkeyCar's pilot for MODEL_TYPE ('linear') running the FMT model at PATH."""
+    pilot = pilot_for(fmt, model_type, cfg, interpreter)
     pilot.load(path)
     return pilot
 
 
 def runtime_name(fmt, pilot):
     """Which runtime ran PILOT's FMT model: 'ai_edge_litert', 'tflite_runtime',
-    'tensorflow', 'onnxruntime'."""
-    if fmt == "onnx":
-        return "onnxruntime"
+    'tensorflow', 'onnxruntime' (on the CPU; 'onnxruntime+CUDA' with another
+    provider), 'tensorrt'."""
     if fmt == "h5":
         return "tensorflow"
+    described = getattr(pilot.interpreter, "runtime", None)
+    if described:
+        return described
     inner = getattr(pilot.interpreter, "interpreter", None)
     return type(inner).__module__.split(".")[0] if inner is not None else "?"
 
@@ -109,6 +135,12 @@ def run_pilot(pilot, images):
     return np.array(preds), float(np.median(times)) if times else 0.0
 
 
+def onnx_interpreter(providers=None):
+    """An OnnxInterpreter over onnxruntime with PROVIDERS (onnxruntime's list:
+    names or (name, options); default the CPU's)."""
+    return _onnx_interpreter_class()(providers or [CPU])
+
+
 def _onnx_interpreter_class():
     """OnnxInterpreter, defined on first use: its base class is DonkeyCar's."""
     import numpy as np
@@ -116,15 +148,18 @@ def _onnx_interpreter_class():
     from donkeycar.parts.interpreter import Interpreter
 
     class OnnxInterpreter(Interpreter):
-        def __init__(self):
+        def __init__(self, providers):
             super().__init__()
-            self.session = None
+            self.session, self.providers, self.runtime = None, providers, "onnxruntime"
 
         def load(self, model_path):
             options = ort.SessionOptions()
             options.intra_op_num_threads = 1   # batch 1 on the car: one thread is fastest
             self.session = ort.InferenceSession(model_path, options,
-                                                providers=["CPUExecutionProvider"])
+                                                providers=self.providers)
+            used = self.session.get_providers()[0]
+            if used != CPU:                     # TensorrtExecutionProvider -> +TensorRT
+                self.runtime = f"onnxruntime+{used.replace('ExecutionProvider', '')}"
             self.input_keys = [i.name for i in self.session.get_inputs()]
             self.output_keys = [o.name for o in self.session.get_outputs()]
 

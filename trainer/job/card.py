@@ -4,8 +4,10 @@
     write("out/NAME.json", written, files)
 
 The config travels with the artifact: data (archives with sha256, tubs),
-the effective config, versions, history, parity and evaluation, and each
-output file's sha256 and size (the .frames.npz the car's check runs too).
+the effective config, versions, history, parity and evaluation, the
+variants (every format's size, error against the .h5 and latency, and why
+a variant was withheld), and each output file's sha256 and size (the
+.frames.npz the car's check runs too).
 The card is published last: download_models.sh takes exactly the files it
 names and checks each against it (bucket.py).
 """
@@ -38,8 +40,9 @@ def file_entry(path):
     return {"sha256": sha256(path), "bytes": os.path.getsize(path)}
 
 
-def build(plan):
-    """The card of PLAN's run, from what its steps found (plan.results)."""
+def build(plan, variants=None):
+    """The card of PLAN's run, from what its steps found (plan.results);
+    VARIANTS: variants.table(plan), every format's size, errors and latency."""
     found = plan.results
     history = {k: [float(x) for x in v] for k, v in found.history.items()}
     val = [(v, i + 1) for i, v in enumerate(history.get("val_loss", [])) if v == v]
@@ -63,6 +66,7 @@ def build(plan):
         "frames_per_second": round(found.split["train"] * epochs / trained, 1)
         if trained and found.split.get("train") else None,
         "parity": found.parity, "evaluation": found.evaluation,
+        "variants": variants or {},
         "evaluation_frames": found.frames,
         # Judged on frames training never saw (verdict.py): held out, or -E's.
         "verdict": {**found.verdict, "held_out": found.held_out} if found.verdict else None,

@@ -1,5 +1,5 @@
 """The model on frames it never trained on: parity of the three formats,
-and the verdict (verdict.py).
+the variants' errors, and the verdict (verdict.py).
 
     h5_pilot = keras_pilot("linear", cfg, "models/x.h5")   # also feeds the ONNX export
     images, driven = evaluate(plan, h5_pilot, unseen)      # unseen: [(shown, path, records)]
@@ -8,10 +8,11 @@ and the verdict (verdict.py).
     plan.results.verdict     # every unseen frame: errors, baselines, ratio, better
 
 Each format runs through the DonkeyCar pilot the car would use (KerasPilot.run
-with the Keras, TFLite or ONNX interpreter), batch 1. Parity runs all three
-on a contiguous sample of SAMPLE_SIZE unseen frames (the .h5 runs eagerly at
-~15 ms a frame); the verdict runs the .tflite, which the car drives and
-which parity has just shown equal to the .h5, on every unseen frame.
+with the Keras, TFLite or ONNX interpreter), batch 1. Parity runs every
+format of the set (the fp16 and int8 variants too, which variants.py then
+judges) on a contiguous sample of SAMPLE_SIZE unseen frames (the .h5 runs
+eagerly at ~15 ms a frame); the verdict runs the .tflite, which the car
+drives and which parity has just shown equal to the .h5, on every unseen frame.
 """
 import os
 
@@ -54,8 +55,9 @@ def parity_sample(unseen, size=SAMPLE_SIZE):
 def _parity(plan, h5_pilot, images, driven):
     files = plan.local_files()
     pilots = {"h5": h5_pilot, **{fmt: load_pilot(fmt, plan.model_type, plan.cfg,
-                                                  files[FORMATS[fmt]])
-                                 for fmt in ("tflite", "onnx")}}
+                                                  files[suffix])
+                                 for fmt, suffix in FORMATS.items()
+                                 if fmt != "h5" and os.path.isfile(files[suffix])}}
     preds, evaluation = {}, {}
     for fmt, pilot in pilots.items():
         preds[fmt], latency = run_pilot(pilot, images)

@@ -1,7 +1,10 @@
-"""Exports of a trained .h5: .tflite (DonkeyCar's converter), .onnx (tf2onnx).
+"""Exports of a trained .h5: .tflite (DonkeyCar's converter), .onnx (tf2onnx),
+and the smaller .tflite variants (job/variants.py judges them).
 
     export_tflite("models/x.h5", "models/x.tflite")
     export_onnx(model, "models/x.onnx")    # model: the loaded Keras model
+    export_fp16(model, "models/x.fp16.tflite")
+    export_int8(model, frames, "models/x.int8.tflite")   # frames: [[input, ...], ...]
 
 Keras 2 (DonkeyCar 5.3) and Keras 3 (5.4) write different .h5 files; a
 Keras 3 file loads with `keras`, a Keras 2 one with `tf.keras`.
@@ -16,7 +19,9 @@ import json
 from trainer.core import donkey
 from trainer.core.errors import UserError
 from trainer.core.flags import TRUST_FLAG
+from trainer.core.storage import atomic_path
 
+# TensorRT 8.2 (JetPack 4.6, the last for a Jetson Nano) reads ONNX opsets up to 13.
 ONNX_OPSET = 13
 # Layers whose config carries code (Keras 2's Lambda: marshalled bytecode;
 # Keras 3's '__lambda__' objects), which load_model runs.
@@ -122,3 +127,59 @@ def export_onnx(model, out):
                  for i in model.inputs)
     tf2onnx.convert.from_keras(model, input_signature=spec, opset=ONNX_OPSET,
                                output_path=out)
+
+
+def tflite_converter(model):
+    """A TFLiteConverter for the Keras MODEL, made as the DonkeyCar here makes
+    its own .tflite (parts/interpreter.py keras_to_tflite): from the Keras 2
+    model, or for Keras 3 through a concrete function of batch 1, as DonkeyCar
+    5.4 does. Its TfLite pilot reads what either writes."""
+    tf = donkey.import_tensorflow()
+    try:
+        import keras
+        keras3 = int(keras.__version__.split(".")[0]) >= 3
+    except ImportError:
+        keras3 = False
+    if not keras3:
+        return tf.lite.TFLiteConverter.from_keras_model(model)
+    spec = [tf.TensorSpec(shape=(1,) + tuple(i.shape[1:]), dtype=tf.float32, name=i.name)
+            for i in model.inputs]
+    func = tf.function(model if len(spec) == 1 else (lambda *a: model(list(a))),
+                       input_signature=spec)
+    return tf.lite.TFLiteConverter.from_concrete_functions(
+        [func.get_concrete_function()], func)
+
+
+def _write(data, out):
+    with atomic_path(out) as tmp, open(tmp, "wb") as f:
+        f.write(data)
+
+
+def export_fp16(model, out):
+    """MODEL with its weights stored as float16 (half the size); it computes in
+    float32 on a CPU, so its outputs stay close to the .h5's."""
+    tf = donkey.import_tensorflow()
+    converter = tflite_converter(model)
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    converter.target_spec.supported_types = [tf.float16]
+    _write(converter.convert(), out)
+
+
+def export_int8(model, frames, out):
+    """MODEL quantized to 8-bit integers throughout (weights and activations),
+    the ranges calibrated on FRAMES (each a list of the model's inputs, one
+    frame, as the pilot feeds them). Its input and output stay float32, so
+    DonkeyCar's TfLite pilot runs it unchanged."""
+    import warnings
+
+    import numpy as np
+    tf = donkey.import_tensorflow()
+    converter = tflite_converter(model)
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    converter.representative_dataset = lambda: (
+        [np.expand_dims(x, 0).astype(np.float32) for x in inputs] for inputs in frames)
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    with warnings.catch_warnings():   # float input is what we ask for, not an oversight
+        warnings.filterwarnings("ignore", "Statistics for quantized inputs")
+        data = converter.convert()
+    _write(data, out)

@@ -45,6 +45,7 @@ class Results:
     parity: dict = field(default_factory=dict)
     evaluation: dict = field(default_factory=dict)
     predictions: dict = field(default_factory=dict)   # {format: array}, for the plots
+    variants: dict = field(default_factory=dict)  # fp16/int8: built? calibration, why not
     verdict: dict = field(default_factory=dict)   # verdict.judge() on the unseen frames
 
 
@@ -70,6 +71,7 @@ class Plan:
     work: str = None
     car: str = None
     tub_paths: list = field(default_factory=list)
+    train_frames: list = field(default_factory=list)  # [(tub path, [records trained on])]
     cfg: object = None
     model_type: str = None
 

@@ -2,8 +2,9 @@
 
 fetch the archives -> extract them (in a child, while TensorFlow starts
 here) -> load the bundled config (+ --set) and decide the type -> check
-the tubs -> DonkeyCar's train() -> .tflite + .onnx -> parity and evaluation
-on real frames -> plots -> model card -> copy every file to the output.
+the tubs -> DonkeyCar's train() -> .tflite + .onnx + the fp16 and int8
+.tflite -> parity and evaluation on real frames, the variants gated -> plots
+-> model card -> copy every file to the output.
 
     card = run(Plan.from_args(args), storage)
 
@@ -18,13 +19,13 @@ import time
 
 from trainer.core import console, donkey, modeldb, modeltypes, settings
 from trainer.core.archive import extract, layout
-from trainer.core.bucket import (CARD, FRAMES, H5, LOSS_PLOT, ONNX, PREDICTION_PLOT,
-                                 TFLITE, claim, publish)
+from trainer.core.bucket import (CARD, FORMATS, FRAMES, H5, LOSS_PLOT, ONNX,
+                                 PREDICTION_PLOT, TFLITE, claim, publish)
 from trainer.core.config import load_car_config, parse_overrides
 from trainer.core.errors import UserError, warn
 from trainer.core.storage import atomic_path, parse_uri, sha256
 from trainer.core.tubs import inspect_tub, read_records
-from trainer.job import card, restarts, tracking, verdict
+from trainer.job import card, restarts, tracking, variants, verdict
 from trainer.job.background import Background, removing
 from trainer.job.evaluate import evaluate, keras_pilot
 from trainer.job.export import check_input_size, export_onnx, export_tflite
@@ -157,17 +158,22 @@ def _train_and_publish(plan, storage, tracker, evaluation, extracted):
     h5_pilot = _export(plan, local)
     with plan.steps("evaluate"):            # the tubs' last use
         images, driven = evaluate(plan, h5_pilot, unseen)
+        variants.gate(plan)                 # one over its tolerance is not published
     with removing(extracted):               # beside the plots and the publishing
         with plan.steps("plots"):
             loss_plot(plan.results.history, plan.name, local[LOSS_PLOT])
             prediction_plot(driven, plan.results.predictions, plan.name,
                             local[PREDICTION_PLOT], plan.results.frames["source"])
-        written = card.build(plan)
+        written = card.build(plan, variants.table(plan))
         tracker.results(written)
         with plan.steps("publish"):
             written["seconds"]["total"] = round(time.time() - plan.start, 1)
-            write_frames(local[FRAMES], images, plan.results.predictions["h5"])
-            card.write(local[CARD], written, [p for s, p in local.items() if s != CARD])
+            write_frames(local[FRAMES], images, {   # the variants published: their own
+                fmt: found for fmt, found in plan.results.predictions.items()
+                if fmt == "h5" or fmt in variants.VARIANTS
+                and os.path.isfile(local[FORMATS[fmt]])})
+            card.write(local[CARD], written, [p for s, p in local.items()
+                                              if s != CARD and os.path.isfile(p)])
             publish(storage, local, plan.outputs,   # the card last; never over another run
                     record=restarts.recorder(storage))
     tracker.model(plan, written)
@@ -175,7 +181,10 @@ def _train_and_publish(plan, storage, tracker, evaluation, extracted):
     plan.say(f"model {plan.name}: best val_loss {written['best_val_loss']:.4f} at epoch "
              f"{written['best_epoch']} of {written['epochs']}; parity tflite "
              f"{parity['tflite']:.1e}, onnx {parity['onnx']:.1e}")
-    plan.say(f"wrote {', '.join(plan.outputs.values())}")
+    for line in variants.lines(written["variants"]):
+        plan.say(line)
+    plan.say("wrote " + ", ".join(uri for s, uri in plan.outputs.items()
+                                   if os.path.isfile(local[s])))
     _list_here(plan, written)
     _conclude(plan, written)
     return written
@@ -217,14 +226,17 @@ def _conclude(plan, written):
 
 
 def _export(plan, local):
-    """The .tflite (unless DonkeyCar's train() made it) and the .onnx; the
-    .h5's pilot, loaded once for the ONNX export and the checks."""
+    """The .tflite (unless DonkeyCar's train() made it), the .onnx and the
+    fp16 and int8 variants; the .h5's pilot, loaded once for the exports and
+    the checks."""
     with plan.steps("export"):
         h5 = local[H5]
         if not os.path.isfile(local[TFLITE]):      # CREATE_TF_LITE was off
             export_tflite(h5, local[TFLITE])
         h5_pilot = keras_pilot(plan.model_type, plan.cfg, h5)
         export_onnx(h5_pilot.interpreter.model, local[ONNX])
+    with plan.steps("variants"):
+        variants.build(plan, h5_pilot.interpreter.model)
     return h5_pilot
 
 
@@ -241,14 +253,18 @@ FRAMES_SHIPPED = 8      # frames NAME.frames.npz carries for the car's check
 
 
 def write_frames(path, images, outputs, n=FRAMES_SHIPPED):
-    """N evenly spaced IMAGES (uint8, as the camera gives them) and the .h5's
-    OUTPUTS for them: download_models.sh runs them through the car's pilot."""
+    """N evenly spaced IMAGES (uint8, as the camera gives them) and the
+    outputs for them of the .h5 (OUTPUTS["h5"], saved as "outputs") and of
+    each other format given ("outputs_int8", ...): download_models.sh runs
+    them through the car's pilot. A reduced-precision variant is held to its
+    own outputs here, the others to the .h5's."""
     import numpy as np
     idx = np.unique(np.linspace(0, len(images) - 1, min(n, len(images))).astype(int))
+    shipped = {"outputs" if fmt == "h5" else f"outputs_{fmt}":
+               np.asarray(found, dtype=np.float32)[idx] for fmt, found in outputs.items()}
     with atomic_path(path) as tmp, open(tmp, "wb") as f:
         np.savez_compressed(f, images=np.stack([np.asarray(images[i], dtype=np.uint8)
-                                                for i in idx]),
-                            outputs=np.asarray(outputs, dtype=np.float32)[idx])
+                                                for i in idx]), **shipped)
 
 
 def _unseen(plan, evaluation):
@@ -279,14 +295,16 @@ def _unseen(plan, evaluation):
                       for p, rs in held.items() if rs]
     unseen = [u for u in unseen if u[2]]
     if not unseen:       # tubs too short to spare frames: judged on what it trained on
+        plan.train_frames = [(p, verdict.user_kept(rs, p, cfg, user)) for p, rs in tubs]
         found.frames = {"source": "the training tubs (trained on)", "seen_in_training": True,
                         "note": f"too few records to hold out {verdict.HELD_MIN} from a "
                         "tub: no verdict; record more laps, or pass -E ARCHIVE"}
         return [(os.path.relpath(p, plan.car), p, rs) for p, rs in tubs]
     held_index = {p: {r["_index"] for r in rs} for p, rs in held.items()}
-    trained = [r for p, rs in tubs for r in verdict.user_kept(
-        [r for r in rs if r["_index"] not in held_index.get(p, ())], p, cfg, user)]
-    labels = verdict.labels(trained)
+    plan.train_frames = [(p, verdict.user_kept(
+        [r for r in rs if r["_index"] not in held_index.get(p, ())], p, cfg, user))
+        for p, rs in tubs]
+    labels = verdict.labels([r for _, rs in plan.train_frames for r in rs])
     if len(labels):
         found.baseline = {"means": labels.mean(axis=0).tolist(),
                           "spreads": labels.std(axis=0).tolist()}
