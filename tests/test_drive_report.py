@@ -143,6 +143,8 @@ USE_JOYSTICK_AS_DEFAULT = False
     finally:
         p.kill()
     assert p.returncode == 0, stdout[-3000:] + stderr[-3000:]
+    rel = os.path.relpath(tub, car)
+    assert f"telemetry of {LOOPS} loops in {rel}: ./drive_report.sh -t {rel}" in stdout
     assert hashlib.sha256((car / "manage.py").read_bytes()).hexdigest() == manage
     return car, tub, subprocess.CompletedProcess(p.args, p.returncode, stdout, stderr)
 
