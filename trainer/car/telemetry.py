@@ -35,6 +35,7 @@ from trainer.core.storage import sha256
 from trainer.core.tubs import TELEMETRY
 
 VERSION = 1
+FLUSH_S = 1.0           # at most this much telemetry is lost to a power cut
 # The card's fields the header carries: enough to say which model drove.
 CARD_FIELDS = ("name", "created_at", "model_type", "best_val_loss", "job_id")
 
@@ -84,6 +85,7 @@ class Telemetry:
         self.pilot = _pilot_part(vehicle)
         self.budget_ms = 1000.0 / hz
         self.loop, self.last_start, self.runs = 0, None, 0
+        self.flushed = 0.0
         self.file = open(self.path, "a", encoding="utf-8")
         self._write(header)
 
@@ -121,7 +123,12 @@ class Telemetry:
 
     def _write(self, entry):
         self.file.write(json.dumps(entry, separators=(",", ":")) + "\n")
-        self.file.flush()       # a drive ends with the power switch as often as not
+        # A drive ends with the power switch as often as not: out to the file
+        # each second, not each loop (a flush can take milliseconds on an SD card).
+        now = time.monotonic()
+        if now - self.flushed >= FLUSH_S:
+            self.file.flush()
+            self.flushed = now
 
     def shutdown(self):
         if not self.file.closed:
