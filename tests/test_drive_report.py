@@ -290,6 +290,22 @@ def test_a_tub_driven_without_drive_sh_still_shows_takeovers(car, run, tmp_path)
     assert r.returncode == 0 and "left out" not in r.stdout
     r = run("make_tub_archive.sh", "-t", "data/tub_1", "-a", "user")
     assert "data/tub_1: 22 records driven by the pilot left out" in r.stdout
+    w = TubWriter(str(car / "data" / "tub_2"), inputs=["cam/image_array", "user/mode"],
+                  types=["image_array", "str"])
+    for _ in range(5):
+        w.run(image, "local")
+    w.close()
+    r = run("make_tub_archive.sh", "-a", "both")
+    assert r.returncode == 0, r.stderr
+    assert "data/tub_2: every record was driven by the pilot, so the tub is left out " \
+        "(--with-pilot packs it)" in r.stdout
+    with tarfile.open(car / "both.tgz") as tar:
+        assert [t["path"] for t in json.loads(tar.extractfile("archive.json").read())[
+            "tubs"]] == ["data/tub_1"]
+    r = run("make_tub_archive.sh", "-t", "data/tub_2", "-a", "none")
+    assert r.returncode == 1 and one_line_error(r) == (
+        "make_tub_archive.sh: every record of these tubs was driven by a pilot: nothing "
+        "to train on (pass --with-pilot to pack them anyway)")
 
 
 def test_what_it_cannot_report_is_one_line(car, run):

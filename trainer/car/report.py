@@ -146,12 +146,19 @@ def takeovers(records):
     each record in user mode right after one the pilot drove."""
     found, start = [], _seconds(records[0]) if records else 0
     for i in range(1, len(records)):
-        if mode_of(records[i]) == "user" and mode_of(records[i - 1]) in PILOT_MODES:
+        if _taken_over(records, i):
             before = [r for r in records[max(0, i - BEFORE):i] if mode_of(r) in PILOT_MODES]
             found.append({"index": records[i]["_index"], "position": i,
                           "at": _seconds(records[i]) - start, "before": before,
                           "pilot_frames": _run_length(records, i - 1)})
     return found
+
+
+def _taken_over(records, i):
+    """Record I is the user's, right after one the pilot drove in the same
+    session (a tub may hold several drives)."""
+    return (mode_of(records[i]) == "user" and mode_of(records[i - 1]) in PILOT_MODES
+            and records[i].get("_session_id") == records[i - 1].get("_session_id"))
 
 
 def _run_length(records, last):
@@ -282,9 +289,10 @@ def recoveries(records):
     is back on (or the tub ends): what the next training should see."""
     keep, inside = [], False
     for i, r in enumerate(records):
-        if mode_of(r) == "user" and i and mode_of(records[i - 1]) in PILOT_MODES:
+        if i and _taken_over(records, i):
             inside = True
-        elif mode_of(r) != "user":
+        elif mode_of(r) != "user" or (i and r.get("_session_id") != records[i - 1].get(
+                "_session_id")):
             inside = False
         if inside:
             keep.append(r["_index"])

@@ -126,9 +126,13 @@ def build_archive(car_dir, tubs, name, force=False, say=print, warn=print,
             left_out[tub] = {} if with_pilot else pilot_records(tub)
             _leave_out(report, left_out[tub], say)
             say(report.line())
+            if not report.records:
+                say(f"{arc}: every record was driven by the pilot, so the tub is left "
+                    "out (--with-pilot packs it)")
+                continue
             reports.append(report)
             arcnames[tub] = arc
-        if not any(r.records for r in reports):
+        if not reports:
             raise UserError("every record of these tubs was driven by a pilot: nothing "
                             "to train on (pass --with-pilot to pack them anyway)")
         return _pack(target, car_dir, arcnames, reports, warn, say, left_out)
