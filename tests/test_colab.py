@@ -9,7 +9,8 @@ There is no Colab here, so what stands in for it is as small as it can be:
   never touched;
 - google.colab as three functions (tests/fake_colab): files.upload() gives
   the archive, files.download() keeps what the notebook hands back,
-  auth.authenticate_user() is never needed without a bucket;
+  auth.authenticate_user() notes the sign-in (the bucket is the GCS
+  emulator); and, for one test, a Python that says it is 3.10;
 - REQUIRE_GPU = False (the parameter that relaxes the GPU check).
 A run on real Colab is a manual check (docs/car.md says when).
 """
@@ -165,6 +166,21 @@ def test_from_the_bucket_back_into_the_bucket(colab, tmp_path, monkeypatch, gcs)
         assert json.loads(z.read("pilot-wip.json")) == card
     assert card["archives"][0]["uri"] == f"gs://{gcs.bucket.name}/training/wip.tgz"
     assert "on the car, ./download_models.sh -m pilot-wip" in shown_text(nb)
+
+
+def test_on_a_python_no_donkeycar_takes_it_stops_in_one_line(colab, tmp_path, monkeypatch):
+    """Colab's Python 3.10 (its Python answers so: tests/fake_colab/sitecustomize.py)."""
+    nb, error, downloads = execute(colab, tmp_path, monkeypatch,
+                                   env=script_env(FAKE_PYTHON_VERSION="3.10.12"),
+                                   TOOLKIT=colab["wheel"], PIP_ARGS=["--no-deps", "--no-index"],
+                                   REQUIRE_GPU=False)
+    assert error is not None
+    [failed] = outputs(nb, "error")
+    assert (failed["ename"], failed["evalue"]) == ("Stop", (
+        "Colab's Python 3.10.12 matches no DonkeyCar generation the toolkit trains for "
+        "(DonkeyCar 5.3: Python 3.11; DonkeyCar 5.4: Python 3.12): pick a Colab runtime "
+        "version with one of them (Runtime > Change runtime type), then run all again"))
+    assert len(failed["traceback"]) == 1 and list(downloads.iterdir()) == []
 
 
 def test_without_a_gpu_it_stops_in_one_line_before_installing(colab, tmp_path, monkeypatch):
