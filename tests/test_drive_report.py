@@ -64,14 +64,15 @@ class Drive:
         self.url = f"ws://127.0.0.1:{port}/wsDrive"
 
     def send(self, **message):
-        from tornado.ioloop import IOLoop
+        import asyncio
+
         from tornado.websocket import websocket_connect
 
         async def go():
             ws = await websocket_connect(self.url)
             await ws.write_message(json.dumps(message))
             ws.close()
-        IOLoop.current().run_sync(go, timeout=30)
+        asyncio.run(asyncio.wait_for(go(), timeout=30))
 
 
 def await_condition(what, check, p, limit=240):
