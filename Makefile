@@ -20,7 +20,7 @@ SCRIPTS := $(wildcard *.sh lib/*.sh)
 # archive -> train -> export -> the car's runtime loads it: run again per generation
 # (tracking too: each Python gets another wandb, see setup.py)
 INTEGRATION := tests/test_train.py tests/test_legacy.py tests/test_tracking.py \
-	tests/test_car.py tests/test_light_install.py
+	tests/test_car.py tests/test_light_install.py tests/test_drive_run.py
 
 .PHONY: install demo test e2e integration lint bench gpu-check clean browser
 install: $(STAMP)

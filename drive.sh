@@ -17,6 +17,9 @@
 # At the end it says how often the pilot ran and how long a frame took; a
 # drive where the model never loaded, the pilot never ran (the car stayed
 # in user mode) or the pilot failed ends with exit 1 and why.
+# Each drive's telemetry (per loop: the pilot's inference time, the loop's
+# period, the record written; the model's sha256 and card) goes into the tub
+# DonkeyCar writes (TUB/telemetry.jsonl), for drive_report.sh -t TUB.
 #
 #   -m, --model NAME   the model: a name in models/, or a path to one of its files
 #                      (models/mypilot.onnx: the format is the file's) (default: the

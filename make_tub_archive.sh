@@ -9,7 +9,10 @@
 # machine can train from it alone. A tub carries only what DonkeyCar writes
 # there (manifest.json, catalogs, images/); anything else in a tub folder
 # (keys, dotfiles, notes) is skipped with a warning naming it, and catalogs
-# naming images outside the tub's images/ are refused.
+# naming images outside the tub's images/ are refused. Records a pilot drove
+# (user/mode local or local_angle, recorded with RECORD_DURING_AI) are left
+# out: their user/angle is the idle controller, not the user's steering;
+# drive_report.sh -a packs the user's driving after each takeover instead.
 # Run it again the next day with no flags: wip.tgz is kept and the new
 # archive is wip-2.tgz (it says so); local_train.sh then takes the newest.
 #
@@ -18,6 +21,7 @@
 #                       wip-2, wip-3, ... when wip.tgz is here); a plain name:
 #                       letters, digits, '.', '_', '-' (a folder may come before it)
 #   -f, --force         replace NAME.tgz if it exists (without -a: the newest wip-N.tgz)
+#   --with-pilot        keep the records a pilot drove (default: left out)
 #   -h, --help          print this help
 set -euo pipefail
 # This file's real folder, through symlinks (readlink -f is missing on older macOS).

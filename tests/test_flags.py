@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from helpers import ROOT, SCRIPTS, script_env
 
+from trainer.car import drive_report
 from trainer.client import cli, sweep
 from trainer.core import flags
 from trainer.job import compare
@@ -28,6 +29,7 @@ PARSERS = {
     "build_image.sh": ("rt_python_cli image", lambda: cli.verbs()["image"]),
     "compare_models.sh": ("rt_python_module trainer.job.compare", compare.parser),
     "submit_cloud_sweep.sh": ("rt_python_module trainer.client.sweep", sweep.parser),
+    "drive_report.sh": ("rt_python_module trainer.car.drive_report", drive_report.parser),
 }
 HOME = Path(ROOT)
 OPTION_LINE = re.compile(r"^#   (-\w, )?(--[\w-]+)?(?: (\S+))?\s{2,}")

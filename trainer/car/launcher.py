@@ -24,7 +24,9 @@ manage.py drive --model M --type T` would (runpy, the same arguments), with:
   car stayed in user mode) or whose pilot failed ends with exit 1 and why.
 
 The .h5 and every .tflite go through the same path with DonkeyCar's own
-interpreters, watched alike.
+interpreters, watched alike. Each drive's telemetry (inference and loop
+times, the model's sha256: car/telemetry.py) goes into the tub DonkeyCar
+writes, for drive_report.sh.
 """
 import json
 import os
@@ -34,7 +36,7 @@ import sys
 import tempfile
 import time
 
-from trainer.car import runtimes
+from trainer.car import runtimes, telemetry
 from trainer.core import bucket, donkey, modeldb, modeltypes, pilots
 from trainer.core.config import load_car_config
 from trainer.core.errors import UserError
@@ -131,12 +133,18 @@ def drive(name, models, fmt=None, manage_args=(), say=print, car_dir="."):
         if modeltypes.DRIVE_PREFIXES[fmt] in modeltypes.LAUNCHED:
             given = os.path.join(scratch, os.path.basename(path) + bucket.TFLITE)
             os.symlink(os.path.abspath(path), given)
-        with _taught(watch, fmt, model_type, drive_type, models):
+        # The drive's telemetry (car/telemetry.py) goes into the tub DonkeyCar writes.
+        with _taught(watch, fmt, model_type, drive_type, models), telemetry.recorded(
+                path, fmt, lambda: {"runtime": watch.runtime}, say) as recorded:
             _run_manage(car_dir, ["drive", "--model", given, "--type", drive_type,
                                   *manage_args])
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
-    return conclude(watch, path, fmt, say)
+    conclude(watch, path, fmt, say)
+    for part in recorded:
+        tub = os.path.relpath(os.path.dirname(part.path), car_dir)
+        say(f"telemetry of {part.loop} loops in {tub}: ./drive_report.sh -t {tub}")
+    return watch
 
 
 def conclude(watch, path, fmt, say=print):

@@ -36,7 +36,8 @@ def cmd_archive(args):
     # a car has and the light install alone (download, submit) does not.
     from trainer.core import archive
     name = args.archive or daily_archive_name(args.force)
-    archive.build_archive(".", args.tub, name, force=args.force, warn=warn)
+    archive.build_archive(".", args.tub, name, force=args.force, warn=warn,
+                          with_pilot=args.with_pilot)
 
 
 def daily_archive_name(force):
@@ -176,6 +177,7 @@ def _build():
     p.add_argument("-t", "--tub", action="append", help="tub folder (default: data)")
     p.add_argument("-a", "--archive", help="archive name (default: wip, then wip-2, ...)")
     p.add_argument("-f", "--force", action="store_true", help="replace NAME.tgz")
+    p.add_argument("--with-pilot", action="store_true", help="keep records a pilot drove")
     p = verb("deflate", cmd_deflate, help="safe extract (deflate_tub_archive.sh)")
     p.add_argument("-a", "--archive", default="wip.tgz", help="default: wip.tgz")
     p.add_argument("-d", "--dest", default=".", help="default: .")

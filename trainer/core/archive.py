@@ -33,12 +33,14 @@ from trainer.core.legacy import convert_v1
 from trainer.core.names import plain_name
 from trainer.core.storage import atomic_path
 from trainer.core.tubs import (
+    TELEMETRY,
     check_tub_paths,
     find_tubs,
     inspect_tub,
     is_legacy_tub,
     is_tub,
     is_tub_file,
+    read_records,
 )
 
 CONFIGS = ("config.py", "myconfig.py")
@@ -90,8 +92,10 @@ def archive_filename(name):
     return name if name.endswith((".tgz", ".tar.gz")) else name + ".tgz"
 
 
-def build_archive(car_dir, tubs, name, force=False, say=print, warn=print):
-    """Check the tubs, then write NAME.tgz into car_dir; returns its path."""
+def build_archive(car_dir, tubs, name, force=False, say=print, warn=print,
+                  with_pilot=False):
+    """Check the tubs, then write NAME.tgz into car_dir; returns its path.
+    Records a pilot drove are left out unless WITH_PILOT (pilot_records)."""
     plain_name(os.path.basename(name), "-a", "wip")
     cfg = load_car_config(car_dir)
     target = os.path.join(car_dir, archive_filename(name))
@@ -103,7 +107,7 @@ def build_archive(car_dir, tubs, name, force=False, say=print, warn=print):
         for tub in find_tubs(os.path.join(car_dir, t)):
             if os.path.abspath(tub) not in map(os.path.abspath, tub_dirs):
                 tub_dirs.append(tub)
-    reports, arcnames = [], {}
+    reports, arcnames, left_out = [], {}, {}
     scratch = tempfile.mkdtemp(prefix="robocar-archive-")
     try:
         for tub in tub_dirs:
@@ -119,22 +123,60 @@ def build_archive(car_dir, tubs, name, force=False, say=print, warn=print):
             report = inspect_tub(tub, (cfg.IMAGE_W, cfg.IMAGE_H), display_path=arc)
             for w in report.warnings:
                 warn(w)
+            left_out[tub] = {} if with_pilot else pilot_records(tub)
+            _leave_out(report, left_out[tub], say)
             say(report.line())
+            if not report.records:
+                say(f"{arc}: every record was driven by the pilot, so the tub is left "
+                    "out (--with-pilot packs it)")
+                continue
             reports.append(report)
             arcnames[tub] = arc
-        return _pack(target, car_dir, arcnames, reports, warn, say)
+        if not reports:
+            raise UserError("every record of these tubs was driven by a pilot: nothing "
+                            "to train on (pass --with-pilot to pack them anyway)")
+        return _pack(target, car_dir, arcnames, reports, warn, say, left_out)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
 
 
-def _pack(target, car_dir, arcnames, reports, warn, say):
+def pilot_records(tub):
+    """{index: image} of the records of TUB a pilot drove (user/mode other
+    than 'user', RECORD_DURING_AI): their user/angle and user/throttle are the
+    idle controller's, not labels, so training must not see them."""
+    records, _ = read_records(tub)
+    return {r["_index"]: r.get("cam/image_array") for r in records
+            if isinstance(r.get("_index"), int) and r.get("user/mode") not in (None, "user")}
+
+
+def _leave_out(report, left, say):
+    if left:
+        report.records -= len(left)
+        report.deleted += len(left)
+        say(f"{report.path}: {len(left)} records driven by the pilot left out (their "
+            "user/angle is no label; --with-pilot keeps them)")
+
+
+def _manifest_without(path, left):
+    """TUB/manifest.json with the LEFT records added to its deleted_indexes
+    (DonkeyCar's training skips deleted records)."""
+    with open(path, encoding="utf-8") as f:
+        lines = f.read().splitlines()
+    meta = json.loads(lines[4])
+    deleted = meta.get("deleted_indexes") or []
+    meta["deleted_indexes"] = sorted({i for i in deleted if isinstance(i, int)} | set(left))
+    lines[4] = json.dumps(meta)
+    return ("\n".join(lines) + "\n").encode()
+
+
+def _pack(target, car_dir, arcnames, reports, warn, say, left_out=None):
     manifest = {
         "tool": "robocar-trainer", "version": __version__,
         "created_at": datetime.datetime.now(datetime.timezone.utc).isoformat(),
         "tubs": [r.as_dict() for r in reports],
     }
     with atomic_path(target) as tmp:
-        _write(tmp, car_dir, arcnames, manifest, warn)
+        _write(tmp, car_dir, arcnames, manifest, warn, left_out or {})
     size = os.path.getsize(target)
     say(f"wrote {os.path.relpath(target)} ({size / 1e6:.1f} MB, "
         f"{sum(r.records for r in reports)} records in {len(reports)} tub(s))")
@@ -150,7 +192,7 @@ def _gzip_open(path, mode):
     return gzip.open(path, mode, **({"compresslevel": COMPRESSLEVEL} if "w" in mode else {}))
 
 
-def _write(path, car_dir, arcnames, manifest, warn):
+def _write(path, car_dir, arcnames, manifest, warn, left_out):
     with _gzip_open(path, "wb") as gz, \
             tarfile.open(fileobj=gz, mode="w|", format=tarfile.GNU_FORMAT) as tar:
         data = json.dumps(manifest, indent=2).encode()
@@ -166,12 +208,15 @@ def _write(path, car_dir, arcnames, manifest, warn):
                 warn(f"no {conf} in the car folder: the archive holds only what "
                      "there is")
         for tub, arc in arcnames.items():
-            _add_tub(tar, tub, arc, warn)
+            _add_tub(tar, tub, arc, warn, left_out.get(tub) or {})
 
 
-def _add_tub(tar, tub, arc, warn):
+def _add_tub(tar, tub, arc, warn, left=None):
     """The tub's own files (tubs.is_tub_file) under ARC; anything else is
-    skipped with a warning naming it, so keys and dotfiles never travel."""
+    skipped with a warning naming it, so keys and dotfiles never travel.
+    The LEFT records ({index: image}) go as deleted, without their images."""
+    left = left or {}
+    images_left = {str(v) for v in left.values()}
     for dirpath, dirnames, filenames in os.walk(tub):
         rel = os.path.relpath(dirpath, tub).replace(os.sep, "/")
         base = arc if rel == "." else f"{arc}/{rel}"
@@ -183,7 +228,8 @@ def _add_tub(tar, tub, arc, warn):
         dirnames[:] = ["images"] if rel == "." and "images" in dirnames else []
         for fname in sorted(filenames):
             src = os.path.join(dirpath, fname)
-            if is_junk(fname):
+            if is_junk(fname) or (rel == "." and fname == TELEMETRY) or (
+                    rel == "images" and fname in images_left):
                 continue
             if os.path.islink(src) or not os.path.isfile(src):
                 warn(f"skipped {base}/{fname}: not a regular file")
@@ -198,7 +244,17 @@ def _add_tub(tar, tub, arc, warn):
                      "manifest.json, catalogs and images/), so it is never "
                      "packed; keep other files out of tub folders")
                 continue
+            if rel == "." and fname == "manifest.json" and left:
+                _add_bytes(tar, _manifest_without(src, left), f"{base}/{fname}")
+                continue
             _add_file(tar, src, f"{base}/{fname}")
+
+
+def _add_bytes(tar, data, arcname):
+    info = tarfile.TarInfo(arcname)
+    info.size, info.mtime, info.mode = len(data), int(
+        datetime.datetime.now().timestamp()), 0o644
+    tar.addfile(info, io.BytesIO(data))
 
 
 def _add_file(tar, src, arcname):

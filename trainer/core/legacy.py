@@ -11,7 +11,6 @@ strings), so the loop between the two lives here.
 import json
 import os
 
-import numpy as np
 from PIL import Image
 
 from trainer.core import donkey
@@ -21,6 +20,7 @@ from trainer.core.errors import UserError
 def convert_v1(src, dest):
     """Write the v1 tub at SRC as a v2 tub at DEST; returns the record count."""
     donkey.quiet()
+    import numpy as np          # here, not at the top: the car's modules load without it
     from donkeycar.parts.datastore import Tub as LegacyTub
     from donkeycar.parts.tub_v2 import Tub
     legacy = LegacyTub(src)

@@ -47,6 +47,9 @@ TUB_FILE = re.compile(r"manifest\.json|catalog_[0-9]+\.catalog(_manifest)?"
                       r"|images/[^/]+\.(jpg|jpeg|png)", re.IGNORECASE)
 CATALOG = re.compile(r"catalog_[0-9]+\.catalog")
 IMAGE_TYPES = ("image_array", "gray16_array", "image")
+# drive.sh's record of a drive, beside DonkeyCar's files in the tub it wrote
+# (car/telemetry.py); read by drive_report.sh, never packed into an archive.
+TELEMETRY = "telemetry.jsonl"
 MAX_MANIFEST_LINE = 64 * 2**20       # manifest.json: deleted_indexes of a long tub
 
 

@@ -18,13 +18,13 @@ imported. A cloud job gets the W&B settings (job_env), never the API key:
 it reads the key from the Secret Manager secret WANDB_API_KEY_SECRET names.
 """
 import os
-import pathlib
 import re
 import tempfile
 
-from trainer.core import cloud, settings
+from trainer.core import cloud, lineage, settings
 from trainer.core.config import effective, redact_overrides
 from trainer.core.errors import UserError
+from trainer.core.lineage import artifact_name, reference
 from trainer.core.storage import parse_uri
 
 KEYLESS = ("offline", "dryrun", "disabled")     # WANDB_MODEs that need no API key
@@ -115,12 +115,7 @@ class Tracker:
                 with open(digest, "w") as f:
                     f.write(f"{archive['sha256']}  {base}\n")
                 data.add_file(digest)
-            if self.run.offline:
-                # use_artifact refuses offline runs; this is what it does with a
-                # new artifact, and `wandb sync` makes it the run's input.
-                self.run._log_artifact(data, is_user_created=True, use_after_commit=True)
-            else:
-                self.run.use_artifact(data)
+            lineage.use(self.run, data)          # offline too
 
     def history(self, history):
         """After training: every value of DonkeyCar's history, one step per epoch."""
@@ -168,18 +163,6 @@ class Tracker:
         folder = os.path.dirname(run.dir)
         where = self.url() or f"offline in {folder}; upload it with `wandb sync {folder}`"
         self.say(f"W&B run {run.name} ({run.id}): {where}")
-
-
-def reference(uri):
-    """gs:// URIs as they are; a local path as an absolute file:// URI."""
-    if parse_uri(uri).scheme == "gs":
-        return uri
-    return pathlib.Path(os.path.abspath(uri)).as_uri()
-
-
-def artifact_name(text):
-    """W&B artifact names take letters, digits, '-', '_' and '.' only."""
-    return re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip("-") or "unnamed"
 
 
 def job_env(gcp_project):
