@@ -9,6 +9,7 @@ on real frames -> plots -> model card -> copy every file to the output.
 
 Every step reads the plan and writes what it found into plan.results.
 """
+import contextlib
 import logging
 import os
 import shutil
@@ -16,12 +17,13 @@ import sys
 import tempfile
 import time
 
-from trainer.core import console, donkey, modeldb, modeltypes, settings
+from trainer.core import console, donkey, interrupts, modeldb, modeltypes, scratch, settings
 from trainer.core.archive import extract, layout
 from trainer.core.bucket import (CARD, FRAMES, H5, LOSS_PLOT, ONNX, PREDICTION_PLOT,
                                  TFLITE, claim, publish)
-from trainer.core.config import load_car_config, parse_overrides
-from trainer.core.errors import UserError, warn
+from trainer.core.config import check_values, load_car_config, parse_overrides
+from trainer.core.errors import UserError, os_error, warn
+from trainer.core.interrupts import Interrupted
 from trainer.core.storage import atomic_path, parse_uri, sha256
 from trainer.core.tubs import inspect_tub, read_records
 from trainer.job import card, restarts, tracking, verdict
@@ -31,6 +33,10 @@ from trainer.job.export import check_input_size, export_onnx, export_tflite
 from trainer.job.plots import loss_plot, prediction_plot
 
 log = logging.getLogger("trainer")
+# What to do about a bad record (tubs.inspect_tub) in an archive: training
+# never changes the tubs it is given.
+BAD_HINT = ("nothing was trained: make the archive again with make_tub_archive.sh "
+            "--skip-bad (marks them deleted in the tub), or fix them")
 
 
 def extract_all(jobs):
@@ -99,6 +105,7 @@ def _run(plan, storage):
     plan.results.gpus = donkey.gpus()
     plan.say(describe_device(plan.results.gpus))
     plan.cfg = cfg = load_car_config(plan.car, plan.overrides)
+    check_values(cfg, plan.overrides, plan.car)     # before Keras meets them
     if not sys.stdout.isatty() and "VERBOSE_TRAIN" not in parse_overrides(plan.overrides):
         cfg.VERBOSE_TRAIN = 2       # a log (the cloud, a file): one line per epoch
     where = "--type" if plan.type_given else "the config's DEFAULT_MODEL_TYPE"
@@ -120,7 +127,8 @@ def _check_tubs(plan):
             records = read_records(path)[0]
             modeltypes.check_inputs(plan.model_type, records[0] if records else {}, shown)
             report = inspect_tub(path, (plan.cfg.IMAGE_W, plan.cfg.IMAGE_H),
-                                 display_path=shown)
+                                 display_path=shown, depth=plan.cfg.IMAGE_DEPTH,
+                                 hint=BAD_HINT)
             for w in report.warnings:
                 log.warning(w)
             plan.say(report.line())
@@ -164,12 +172,12 @@ def _train_and_publish(plan, storage, tracker, evaluation, extracted):
                             local[PREDICTION_PLOT], plan.results.frames["source"])
         written = card.build(plan)
         tracker.results(written)
-        with plan.steps("publish"):
+        with keeping(plan, local):
             written["seconds"]["total"] = round(time.time() - plan.start, 1)
             write_frames(local[FRAMES], images, plan.results.predictions["h5"])
             card.write(local[CARD], written, [p for s, p in local.items() if s != CARD])
-            publish(storage, local, plan.outputs,   # the card last; never over another run
-                    record=restarts.recorder(storage))
+            with plan.steps("publish"):     # the card last; never over another run
+                publish(storage, local, plan.outputs, record=restarts.recorder(storage))
     tracker.model(plan, written)
     parity = plan.results.parity
     plan.say(f"model {plan.name}: best val_loss {written['best_val_loss']:.4f} at epoch "
@@ -179,6 +187,38 @@ def _train_and_publish(plan, storage, tracker, evaluation, extracted):
     _list_here(plan, written)
     _conclude(plan, written)
     return written
+
+
+@contextlib.contextmanager
+def keeping(plan, local):
+    """A trained model whose publishing fails (a full or read-only disk, the
+    network, another run, a signal) is not thrown away with the scratch
+    folder: its files move to a folder that outlives the run, which the
+    last line names."""
+    try:
+        yield
+    except BaseException as e:
+        if getattr(e, "finished", False):     # the signal waited for the last move in
+            raise Interrupted(interrupts.signum_of(e), kept=f"{plan.name} was published "
+                              f"to {plan.output} first") from None
+        out = os.path.dirname(local[CARD])
+        with contextlib.suppress(OSError):      # DonkeyCar's list in scratch, not a model file
+            os.remove(os.path.join(out, modeldb.FILE))
+        try:
+            kept = scratch.keep(out, plan.name)
+        except OSError:
+            raise e from None
+        cp = "gcloud storage cp" if plan.output.startswith("gs://") else "cp"
+        where = (f"the trained model is kept in {kept}: copy its files from there "
+                 f"({cp} {kept}/* {plan.output.rstrip('/')}/ once that works)")
+        if isinstance(e, KeyboardInterrupt):
+            raise Interrupted(interrupts.signum_of(e), kept=f"nothing was published; "
+                              f"{where}") from None
+        if isinstance(e, UserError):
+            raise UserError(f"{e}; {where}") from None
+        if isinstance(e, OSError):
+            raise UserError(f"{os_error(e)}; {where}") from None
+        raise
 
 
 def _list_here(plan, written):
@@ -197,6 +237,9 @@ def _list_here(plan, written):
                                "Transfer": plan.transfer, "Comment": "robocar-trainer"})
     except UserError as e:              # the model is written; only the list is not
         warn(f"{plan.name} was not listed: {e}")
+        return
+    except OSError as e:
+        warn(f"{plan.name} was not listed: {os_error(e)}")
         return
     plan.say(f"listed {plan.name} in {modeldb.path_of(cfg)} (donkey models lists it)")
 
@@ -323,6 +366,11 @@ def _train(plan, transfer):
     except ValueError as e:
         if "supported types are" in str(e):
             raise _unknown_type(plan.model_type, e) from None
+        if "Negative dimension size" in str(e):     # Keras: the frame is too small
+            raise UserError(f"frames of IMAGE_W={cfg.IMAGE_W} x IMAGE_H={cfg.IMAGE_H} "
+                            f"(less any ROI_CROP) are too small for the layers of a "
+                            f"{plan.model_type} model: use the camera's size, e.g. "
+                            "IMAGE_W = 160, IMAGE_H = 120") from None
         raise
     except AssertionError as e:
         if "validation" in str(e):
