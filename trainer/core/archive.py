@@ -200,17 +200,21 @@ class _TarWriter:
     template: tarfile's own header code takes most of the packing time of a
     tub of small frames."""
 
-    _TEMPLATE = bytes(tarfile.TarInfo("x").tobuf(tarfile.GNU_FORMAT))
+    _TEMPLATE = bytearray(tarfile.TarInfo("x").tobuf(tarfile.GNU_FORMAT))
+    _TEMPLATE[0:100] = bytes(100)                       # name
+    _TEMPLATE[100:108] = b"%07o\0" % 0o644              # mode
+    _TEMPLATE[124:148] = bytes(24)                      # size, mtime
+    _TEMPLATE[148:156] = b" " * 8                       # the checksum counts as spaces
+    _SUM = sum(_TEMPLATE)
+    _TEMPLATE = bytes(_TEMPLATE)
     _NUMBER = 8 ** 11               # what 11 octal digits hold
 
     def __init__(self, out):
         self.out, self.offset = out, 0
 
     def add(self, name, data, mtime):
-        self._write(self.header(name, len(data), mtime))
-        self._write(data)
-        if len(data) % tarfile.BLOCKSIZE:
-            self._write(bytes(tarfile.BLOCKSIZE - len(data) % tarfile.BLOCKSIZE))
+        pad = -len(data) % tarfile.BLOCKSIZE
+        self._write(b"".join((self.header(name, len(data), mtime), data, bytes(pad))))
 
     @classmethod
     def header(cls, name, size, mtime):
@@ -220,13 +224,12 @@ class _TarWriter:
             info = tarfile.TarInfo(name)
             info.size, info.mtime, info.mode = size, mtime, 0o644
             return info.tobuf(tarfile.GNU_FORMAT, "utf-8", "surrogateescape")
+        sizes, times = b"%011o\0" % size, b"%011o\0" % mtime
+        check = cls._SUM + sum(raw) + sum(sizes) + sum(times) - 8 * ord(" ")
         block = bytearray(cls._TEMPLATE)
-        block[0:100] = raw.ljust(100, b"\0")
-        block[100:108] = b"%07o\0" % 0o644
-        block[124:136] = b"%011o\0" % size
-        block[136:148] = b"%011o\0" % mtime
-        block[148:156] = b" " * 8
-        block[148:156] = b"%06o\0 " % sum(block)
+        block[0:len(raw)] = raw
+        block[124:136], block[136:148] = sizes, times
+        block[148:156] = b"%06o\0 " % (check + 8 * ord(" "))
         return bytes(block)
 
     def _write(self, data):
@@ -243,38 +246,43 @@ class _TarWriter:
 
 def _add_tub(tar, tub, arc, warn, frames):
     """The tub's own files (tubs.is_tub_file) under ARC; anything else is
-    skipped with a warning naming it, so keys and dotfiles never travel."""
-    for dirpath, dirnames, filenames in os.walk(tub):
-        rel = os.path.relpath(dirpath, tub).replace(os.sep, "/")
+    skipped with a warning naming it, so keys and dotfiles never travel.
+    One directory listing per folder (os.scandir): its entries know their
+    kind without a stat each."""
+    live, check = frames
+    for rel in (".", "images"):
+        folder = tub if rel == "." else os.path.join(tub, rel)
+        if rel == "images" and (os.path.islink(folder) or not os.path.isdir(folder)):
+            continue
         base = arc if rel == "." else f"{arc}/{rel}"
-        for d in sorted(dirnames):
-            inner = d if rel == "." else f"{rel}/{d}"
-            if inner != "images" and not is_junk(d):
-                warn(f"skipped {base}/{d}/: not a tub folder (a tub holds "
+        with os.scandir(folder) as it:
+            entries = sorted(it, key=lambda e: e.name)
+        for entry in entries:
+            name = entry.name
+            if is_junk(name):
+                continue
+            if entry.is_dir(follow_symlinks=False) and not (rel == "." and name == "images"):
+                warn(f"skipped {base}/{name}/: not a tub folder (a tub holds "
                      "manifest.json, catalogs and images/), so it is never packed")
-        dirnames[:] = ["images"] if rel == "." and "images" in dirnames else []
-        for fname in sorted(filenames):
-            src = os.path.join(dirpath, fname)
-            if is_junk(fname):
                 continue
-            if os.path.islink(src) or not os.path.isfile(src):
-                warn(f"skipped {base}/{fname}: not a regular file")
+            if entry.is_dir(follow_symlinks=False):
                 continue
-            if is_secret(src):
-                warn(f"skipped {base}/{fname}: it looks like a secret "
+            if not entry.is_file(follow_symlinks=False):
+                warn(f"skipped {base}/{name}: not a regular file")
+                continue
+            if is_secret(entry.path):
+                warn(f"skipped {base}/{name}: it looks like a secret "
                      "(key or .env) and is never packed; keep secrets "
                      "out of tub folders")
                 continue
-            if not is_tub_file(fname if rel == "." else f"{rel}/{fname}"):
-                warn(f"skipped {base}/{fname}: not a tub file (a tub holds "
+            if not is_tub_file(name if rel == "." else f"{rel}/{name}"):
+                warn(f"skipped {base}/{name}: not a tub file (a tub holds "
                      "manifest.json, catalogs and images/), so it is never "
                      "packed; keep other files out of tub folders")
                 continue
-            live, check = frames
-            if rel == "images" and fname in live:       # read once: packed and decoded
-                check.add(live[fname], _add_file(tar, src, f"{base}/{fname}"), fname)
-            else:
-                _add_file(tar, src, f"{base}/{fname}")
+            data = _add_file(tar, entry.path, f"{base}/{name}")
+            if rel == "images" and name in live:        # read once: packed and decoded
+                check.add(live[name], data, name)
 
 
 def _add_file(tar, src, arcname, keep=False):
