@@ -74,7 +74,7 @@ def _make(args, storage, work, say):
     root = extract(archive, os.path.join(work, "car"))
     config_path, tubs = layout(root, parse_uri(args.archive).name)
     cfg = load_car_config(os.path.dirname(config_path))
-    check_values(cfg, keys=MOVIE_KEYS)
+    check_values(cfg, car_dir=os.path.dirname(config_path), keys=MOVIE_KEYS)
     model_type = modeltypes.base(args.type or cfg.DEFAULT_MODEL_TYPE)   # the .h5's type
     salient = not args.plain
     if salient and model_type not in SALIENT_TYPES:
