@@ -7,10 +7,14 @@
 # .frames.npz; a variant its training run withheld is not among them) into
 # DIR, each checked against the card's sha256. A set without its card, a file the card
 # names but the bucket lacks, or one that differs from its card is refused in
-# one line and nothing is written: files land under a temporary name and are
-# renamed into DIR only when every one is verified (Ctrl-C included, no
-# partial file is left). A local file identical to the card's is left alone;
-# a different one is never replaced without -f. An unknown BASENAME lists
+# one line and nothing is written: files land in DIR/.download-* and move
+# into DIR all at once only when every one is verified (Ctrl-C, SIGTERM and
+# SIGHUP included: the old set or the new, never a mix or a partial file;
+# after a kill or a power cut half-way, the next download into DIR puts the
+# old files back first). A local file identical to the card's is left alone;
+# a different one is never replaced without -f. A damaged
+# models/database.json is never rewritten: it is kept, copied to
+# database.json.damaged, and the last line says how to repair it. An unknown BASENAME lists
 # the models the bucket has (names shown escaped).
 # -F tflite takes only BASENAME.tflite, the card and the frames file: what a
 # car (a Raspberry Pi) needs, without the 10 MB .h5; -F int8 the int8 .tflite

@@ -8,6 +8,10 @@
 # most, i.e. what it looks at. A model that watches the lane lines drives;
 # one that watches the wall or the sky has learned the wrong thing.
 # submit_cloud_makemovie.sh makes the same movie on a Vertex AI GPU.
+# The records it draws are checked first (frames that do not decode, labels
+# that are not numbers: one line naming them). A movie made but not written
+# to OUT (a full disk) is kept in $TMPDIR/robocar-kept-NAME/, named in the
+# last line; an OUT that is a folder is refused before the movie is made.
 #
 #   -m, --model MODEL      the .h5 model: a path, or a name in models/ (default: the
 #                          newest of pilot-wip, pilot-wip-2, ... in models/)

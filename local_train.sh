@@ -21,6 +21,17 @@
 #                                   size, error and latency here (why a variant was withheld)
 # A model written into the car folder's models/ is listed in its
 # models/database.json, as donkey train does (donkey models shows it).
+# The set moves into OUT at once (with -f the old one goes back if anything
+# fails); an OUT that cannot be written (read-only, a file in the path) is
+# refused before training. When the finished model cannot be published (a
+# full disk, the network, another run first, a signal), its files are kept
+# in $TMPDIR/robocar-kept-NAME and the last line says so.
+# Ctrl-C, SIGTERM (kill) and SIGHUP (a closed terminal) stop it the same way:
+# one line, its scratch folder (the extracted archive) removed, exit 130, 143,
+# 129. Every record of the archive is checked before training (frames that
+# do not decode, labels that are not numbers: one line naming them), and so
+# are the config's values (-c and myconfig.py alike: sizes, batch, epochs,
+# split, crops).
 #
 # The verdict: the model is judged on frames training never saw (the -E
 # archive's, else the last tenth of each tub, kept out of training) against

@@ -1,10 +1,18 @@
 #!/usr/bin/env bash
 # Summary: pack the car's tubs, config.py and myconfig.py into NAME.tgz
-# Usage: make_tub_archive.sh [-t TUB]... [-a NAME] [-f]
+# Usage: make_tub_archive.sh [-t TUB]... [-a NAME] [-f] [--skip-bad]
 #
 # Run it from your car folder (the one holding config.py). Each tub is
 # checked first: live and deleted records, sessions, missing images, and
-# the image size against the config. The archive mirrors the car folder
+# the image size against the config; then every live record as it is
+# packed: its frame is decoded (an empty, truncated or cut frame is found
+# here, not in training) and its labels must be numbers (not NaN, Infinity,
+# text or missing). Bad records are named, e.g.
+#   tub data: 2 bad records: 17 (images/17_cam_image_array_.jpg is truncated),
+#   42 (user/angle is NaN); skip them with make_tub_archive.sh --skip-bad ...
+# and no archive is written; --skip-bad marks them deleted in the tub's
+# manifest.json, as donkey ui's tub manager does (no file is removed: undo
+# it there), then packs the rest. The archive mirrors the car folder
 # (tubs at their paths, configs and archive.json at the root), so any
 # machine can train from it alone. A tub carries only what DonkeyCar writes
 # there (manifest.json, catalogs, images/); anything else in a tub folder
@@ -22,6 +30,8 @@
 #                       letters, digits, '.', '_', '-' (a folder may come before it)
 #   -f, --force         replace NAME.tgz if it exists (without -a: the newest wip-N.tgz)
 #   --with-pilot        keep the records a pilot drove (default: left out)
+#   --skip-bad          mark bad records deleted in their tub and pack the rest
+#                       (default: name them and write no archive)
 #   -h, --help          print this help
 set -euo pipefail
 # This file's real folder, through symlinks (readlink -f is missing on older macOS).

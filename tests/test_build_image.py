@@ -42,12 +42,12 @@ def test_n_prints_the_cloud_build_command_of_the_generation(run, flags, generati
     """-d picks the Python (so the DonkeyCar) and the tag; without it, the
     generation of the DonkeyCar installed here."""
     command = printed(run, "-i", IMAGE + ":v1", *flags,
-                      env=script_env(GOOGLE_CLOUD_PROJECT="p1"))
+                      env=script_env(GOOGLE_CLOUD_PROJECT="proj-1"))
     python = GENERATIONS[generation].python
     assert command == [
         "gcloud", "builds", "submit", ROOT, "--config", CONFIG, "--substitutions",
         f"_IMAGE={IMAGE}:dk{generation},_PYTHON={python},_DONKEYCAR={generation}",
-        "--project", "p1"]
+        "--project", "proj-1"]
     env = script_env(TRAINER_IMAGE=IMAGE)
     env.pop("GOOGLE_CLOUD_PROJECT", None)
     command = printed(run, *flags, env=env)           # -i defaults to $TRAINER_IMAGE
@@ -88,7 +88,7 @@ def test_gcloud_itself_reads_cloudbuild_yaml_as_a_build_config(run, tmp_path):
     """The printed command, run with no account: gcloud parses the config
     before it asks for credentials, so it gets as far as the login."""
     command = printed(run, "-d", "5.4", "-i", IMAGE, env=script_env())
-    env = script_env(CLOUDSDK_CONFIG=str(tmp_path / "gcloud"), CLOUDSDK_CORE_PROJECT="p1")
+    env = script_env(CLOUDSDK_CONFIG=str(tmp_path / "gcloud"), CLOUDSDK_CORE_PROJECT="proj-1")
     broken = tmp_path / "broken.yaml"           # first: the check sees a bad config
     broken.write_text(open(CONFIG).read().replace("  - name:", "  - nmae:"))
     for config, parsed in ((str(broken), False), (CONFIG, True)):

@@ -144,7 +144,7 @@ def a_tub_in_the_way(ctx):
 
 def extracting(ctx):
     """Frames are arriving in the staging folder of the restore."""
-    return has_entries(ctx.tmp / "restored", ".deflate-*/data/images")
+    return has_entries(ctx.tmp / "restored", ".deflate-*/new/data/images")
 
 
 ROWS = [

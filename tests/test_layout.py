@@ -167,11 +167,11 @@ def environment_uses(tree):
 
 
 def test_only_settings_reads_the_environment():
-    """Besides settings.py, two modules write it, never read it: donkey.py sets
+    """Besides settings.py, three modules write it, never read it: donkey.py sets
     TensorFlow's and DonkeyCar's log levels before they load, tracking.py
-    gives wandb the key it read."""
+    gives wandb the key it read, scratch.py points TMPDIR at the run's own."""
     users = {name for name, tree in MODULES.items() if environment_uses(tree)}
-    assert users <= {"core.settings", "core.donkey", "job.tracking"}
+    assert users <= {"core.settings", "core.donkey", "job.tracking", "core.scratch"}
     assert "core.settings" in users
 
 

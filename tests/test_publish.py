@@ -130,10 +130,9 @@ ROWS = [
         ("local_train.sh", "-o", "gs://robocar-test/models"), 1,
         r"^local_train\.sh: gs://robocar-test/models/pilot-wip\.onnx was written by "
         r"another run while this one trained, so this model was not published: pass -f "
-        r"to replace that model, or -m NAME to train another$",
-        # ../tmp/.ses: a session id a library may leave in TMPDIR when it trains
-        # (not always; not the toolkit's file)
-        leaves=("../tmp/.ses",), then=only_the_other_runs_file),
+        r"to replace that model, or -m NAME to train another; the trained model is kept "
+        r"in \S+/tmp/robocar-kept-pilot-wip: ",
+        changes=("../tmp/robocar-kept-pilot-wip",), then=only_the_other_runs_file),
 ]
 
 

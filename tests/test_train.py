@@ -250,7 +250,7 @@ def small_transfer_model(ctx):
 def train_extracting(ctx):
     """Frames are arriving in the training job's folder (in $TMPDIR), where its
     extraction process writes them while TensorFlow starts."""
-    return has_entries(ctx.tmp / "tmp", "robocar-train-*/archive-0/data/images")
+    return has_entries(ctx.tmp / "tmp", "robocar-run-*/robocar-train-*/archive-0/data/images")
 
 
 ROWS = [

@@ -39,7 +39,9 @@ Without DonkeyCar, or outside a car folder, it says why it was skipped.
 """
 import datetime
 import json
+import math
 import os
+import re
 import time
 
 from trainer.car import runtimes
@@ -171,7 +173,75 @@ def read_card(c):
                         f"again; {c.kept}") from None
     if not isinstance(card, dict):
         raise UserError(f"{path} is not a model card: copy it again; {c.kept}")
+    check_card(card, path, c.kept)
     return card
+
+
+def _number(v):
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def _whole(low, high):
+    return lambda v: isinstance(v, int) and not isinstance(v, bool) and low <= v <= high
+
+
+def _optional(ok):
+    return lambda v: v is None or ok(v)
+
+
+def _file_entry(v):
+    return (isinstance(v, dict) and isinstance(v.get("sha256"), str)
+            and _SHA256.fullmatch(v["sha256"]) is not None
+            and isinstance(v.get("bytes"), int) and not isinstance(v["bytes"], bool)
+            and v["bytes"] >= 0)
+
+
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+# What the check reads from a card, and the shape each must have: a card
+# copied from elsewhere (or edited) is input like any other.
+CARD_FIELDS = {
+    "files": (lambda v: isinstance(v, dict) and all(
+        isinstance(k, str) and _file_entry(e) for k, e in v.items()),
+        "an object of file names, each with its sha256 and bytes"),
+    "verdict": (lambda v: v is None or isinstance(v, dict), "the verdict object"),
+    "verdict.better": (_optional(lambda v: isinstance(v, bool)), "true or false"),
+    "verdict.steering": (_optional(lambda v: isinstance(v, dict)),
+                         "an object of steering errors"),
+    "verdict.steering.model": (_number, "a finite number"),
+    "verdict.steering.constant": (_number, "a finite number"),
+    "config": (lambda v: isinstance(v, dict), "an object of config values"),
+    "config.IMAGE_W": (_whole(1, 4096), "a whole number of pixels"),
+    "config.IMAGE_H": (_whole(1, 4096), "a whole number of pixels"),
+    "config.IMAGE_DEPTH": (lambda v: v in (1, 3) and not isinstance(v, bool), "1 or 3"),
+    "config.TRANSFORMATIONS": (_optional(lambda v: isinstance(v, list)), "a list"),
+    "config.POST_TRANSFORMATIONS": (_optional(lambda v: isinstance(v, list)), "a list"),
+    "model_type": (lambda v: isinstance(v, str) and v != "", "a model type's name"),
+    "versions": (lambda v: isinstance(v, dict), "an object of versions"),
+    "tubs": (lambda v: isinstance(v, list) and all(isinstance(t, dict) for t in v),
+             "a list of tub objects"),
+    "created_at": (lambda v: isinstance(v, str), "a date"),
+    "best_val_loss": (_optional(_number), "a finite number"),
+    "transfer": (_optional(lambda v: isinstance(v, str)), "a model's path"),
+}
+
+
+def check_card(card, path, kept):
+    """One UserError for the first field the check reads whose type or
+    shape is wrong (a string where a number goes, NaN, a list for an
+    object), naming it."""
+    for name, (ok, what) in CARD_FIELDS.items():
+        *outer, key = name.split(".")
+        holder = card
+        for part in outer:
+            holder = holder.get(part) if isinstance(holder, dict) else None
+        if not isinstance(holder, dict) or key not in holder:
+            continue
+        if not ok(holder[key]):
+            shown = json.dumps(holder[key], default=str)
+            shown = shown if len(shown) <= 60 else shown[:60] + "..."
+            raise UserError(f"{path} says {name} is {shown}, which is not {what}: the "
+                            f"card is damaged or was edited; copy it again, or train the "
+                            f"model again; {kept}")
 
 
 def verify(c):

@@ -37,7 +37,7 @@ def cmd_archive(args):
     from trainer.core import archive
     name = args.archive or daily_archive_name(args.force)
     archive.build_archive(".", args.tub, name, force=args.force, warn=warn,
-                          with_pilot=args.with_pilot)
+                          with_pilot=args.with_pilot, skip_bad=args.skip_bad)
 
 
 def daily_archive_name(force):
@@ -178,6 +178,8 @@ def _build():
     p.add_argument("-a", "--archive", help="archive name (default: wip, then wip-2, ...)")
     p.add_argument("-f", "--force", action="store_true", help="replace NAME.tgz")
     p.add_argument("--with-pilot", action="store_true", help="keep records a pilot drove")
+    p.add_argument("--skip-bad", action="store_true", help="mark bad records deleted "
+                   "in the tub (default: refuse them)")
     p = verb("deflate", cmd_deflate, help="safe extract (deflate_tub_archive.sh)")
     p.add_argument("-a", "--archive", default="wip.tgz", help="default: wip.tgz")
     p.add_argument("-d", "--dest", default=".", help="default: .")

@@ -8,12 +8,17 @@ beside the configs) are read too.
     build_archive(car_dir=".", tubs=["data"], name="wip")
     root = extract(path, into)          # PEP 706 'data' filter, no links
     config_path, tub_paths = layout(root)
+
+Every member is checked before it is written (_check_member: plain files
+and folders only, names inside the target). Then tarfile's 'data' filter
+(PEP 706) writes it; on a Python without it (3.11 before 3.11.4, e.g.
+Raspberry Pi OS bookworm's 3.11.2) _write_member writes the checked member
+itself, as the filter would: no links, no special files, no set-id bits.
 """
 import contextlib
 import datetime
 import errno
 import gzip
-import io
 import json
 import os
 import shutil
@@ -27,13 +32,16 @@ except ImportError:
     igzip_threaded = None
 
 from trainer import __version__
-from trainer.core.config import load_car_config
+from trainer.core import points, replace
+from trainer.core.config import check_values, load_car_config
 from trainer.core.errors import UserError
 from trainer.core.legacy import convert_v1
 from trainer.core.names import plain_name
 from trainer.core.storage import atomic_path
 from trainer.core.tubs import (
     TELEMETRY,
+    FrameCheck,
+    bad_message,
     check_tub_paths,
     find_tubs,
     inspect_tub,
@@ -93,11 +101,18 @@ def archive_filename(name):
 
 
 def build_archive(car_dir, tubs, name, force=False, say=print, warn=print,
-                  with_pilot=False):
+                  with_pilot=False, skip_bad=False):
     """Check the tubs, then write NAME.tgz into car_dir; returns its path.
-    Records a pilot drove are left out unless WITH_PILOT (pilot_records)."""
+    Records a pilot drove are left out unless WITH_PILOT (pilot_records).
+    Every live frame is decoded while it is packed (tubs.FrameCheck): a bad
+    record fails the archive, which is not written, unless SKIP_BAD, which
+    marks bad records deleted first (tubs.inspect_tub)."""
     plain_name(os.path.basename(name), "-a", "wip")
     cfg = load_car_config(car_dir)
+    try:
+        check_values(cfg, car_dir=car_dir)
+    except UserError as e:           # the data is fine; training would refuse the config
+        warn(f"{e} (training refuses it; the archive is written)")
     target = os.path.join(car_dir, archive_filename(name))
     if os.path.exists(target) and not force:
         raise UserError(f"{os.path.basename(target)} already exists: pass -f to "
@@ -120,13 +135,14 @@ def build_archive(car_dir, tubs, name, force=False, say=print, warn=print,
                 say(f"{arc}: legacy Tub v1, {n} records converted to Tub v2 in the "
                     "archive (the folder itself is untouched)")
                 tub = os.path.join(scratch, str(len(arcnames)))
-            report = inspect_tub(tub, (cfg.IMAGE_W, cfg.IMAGE_H), display_path=arc)
+            report = inspect_tub(tub, (cfg.IMAGE_W, cfg.IMAGE_H), display_path=arc,
+                                 depth=cfg.IMAGE_DEPTH, frames=skip_bad, skip_bad=skip_bad)
             for w in report.warnings:
                 warn(w)
             left_out[tub] = {} if with_pilot else pilot_records(tub)
             _leave_out(report, left_out[tub], say)
             say(report.line())
-            if not report.records:
+            if left_out[tub] and not report.records:
                 say(f"{arc}: every record was driven by the pilot, so the tub is left "
                     "out (--with-pilot packs it)")
                 continue
@@ -135,7 +151,7 @@ def build_archive(car_dir, tubs, name, force=False, say=print, warn=print,
         if not reports:
             raise UserError("every record of these tubs was driven by a pilot: nothing "
                             "to train on (pass --with-pilot to pack them anyway)")
-        return _pack(target, car_dir, arcnames, reports, warn, say, left_out)
+        return _pack(target, car_dir, arcnames, reports, warn, say, cfg.IMAGE_DEPTH, left_out)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
 
@@ -169,14 +185,25 @@ def _manifest_without(path, left):
     return ("\n".join(lines) + "\n").encode()
 
 
-def _pack(target, car_dir, arcnames, reports, warn, say, left_out=None):
+def _pack(target, car_dir, arcnames, reports, warn, say, depth, left_out):
     manifest = {
         "tool": "robocar-trainer", "version": __version__,
         "created_at": datetime.datetime.now(datetime.timezone.utc).isoformat(),
         "tubs": [r.as_dict() for r in reports],
     }
-    with atomic_path(target) as tmp:
-        _write(tmp, car_dir, arcnames, manifest, warn, left_out or {})
+    frames = {tub: (report.frames, FrameCheck(depth))
+              for tub, report in zip(arcnames, reports)}
+    try:
+        with atomic_path(target) as tmp:
+            _write(tmp, car_dir, arcnames, manifest, warn, frames, left_out)
+            for tub, (_, check) in frames.items():     # the frames, decoded meanwhile
+                bad = check.bad()
+                if bad:
+                    raise UserError(bad_message(arcnames[tub], bad))
+            points.point("archive:written")
+    finally:
+        for _, check in frames.values():
+            check.close()
     size = os.path.getsize(target)
     say(f"wrote {os.path.relpath(target)} ({size / 1e6:.1f} MB, "
         f"{sum(r.records for r in reports)} records in {len(reports)} tub(s))")
@@ -192,14 +219,11 @@ def _gzip_open(path, mode):
     return gzip.open(path, mode, **({"compresslevel": COMPRESSLEVEL} if "w" in mode else {}))
 
 
-def _write(path, car_dir, arcnames, manifest, warn, left_out):
-    with _gzip_open(path, "wb") as gz, \
-            tarfile.open(fileobj=gz, mode="w|", format=tarfile.GNU_FORMAT) as tar:
-        data = json.dumps(manifest, indent=2).encode()
-        info = tarfile.TarInfo(MANIFEST)
-        info.size, info.mtime, info.mode = len(data), int(
-            datetime.datetime.now().timestamp()), 0o644
-        tar.addfile(info, io.BytesIO(data))
+def _write(path, car_dir, arcnames, manifest, warn, frames, left_out):
+    with _gzip_open(path, "wb") as gz:
+        tar = _TarWriter(gz)
+        tar.add(MANIFEST, json.dumps(manifest, indent=2).encode(),
+                int(datetime.datetime.now().timestamp()))
         for conf in CONFIGS:
             src = os.path.join(car_dir, conf)
             if os.path.isfile(src):
@@ -208,75 +232,174 @@ def _write(path, car_dir, arcnames, manifest, warn, left_out):
                 warn(f"no {conf} in the car folder: the archive holds only what "
                      "there is")
         for tub, arc in arcnames.items():
-            _add_tub(tar, tub, arc, warn, left_out.get(tub) or {})
+            _add_tub(tar, tub, arc, warn, frames[tub], left_out.get(tub) or {})
+        tar.close()
 
 
-def _add_tub(tar, tub, arc, warn, left=None):
+class _TarWriter:
+    """A tar stream of plain files, byte for byte as tarfile writes it in
+    GNU format (mode 0644, owner 0), with each header made from one
+    template: tarfile's own header code takes most of the packing time of a
+    tub of small frames."""
+
+    _TEMPLATE = bytearray(tarfile.TarInfo("x").tobuf(tarfile.GNU_FORMAT))
+    _TEMPLATE[0:100] = bytes(100)                       # name
+    _TEMPLATE[100:108] = b"%07o\0" % 0o644              # mode
+    _TEMPLATE[124:148] = bytes(24)                      # size, mtime
+    _TEMPLATE[148:156] = b" " * 8                       # the checksum counts as spaces
+    _SUM = sum(_TEMPLATE)
+    _TEMPLATE = bytes(_TEMPLATE)
+    _NUMBER = 8 ** 11               # what 11 octal digits hold
+
+    def __init__(self, out):
+        self.out, self.offset = out, 0
+
+    def add(self, name, data, mtime):
+        pad = -len(data) % tarfile.BLOCKSIZE
+        self._write(b"".join((self.header(name, len(data), mtime), data, bytes(pad))))
+
+    @classmethod
+    def header(cls, name, size, mtime):
+        raw = name.encode("utf-8", "surrogateescape")
+        if len(raw) >= tarfile.LENGTH_NAME or not 0 <= mtime < cls._NUMBER \
+                or size >= cls._NUMBER:       # long names, huge files: tarfile's way
+            info = tarfile.TarInfo(name)
+            info.size, info.mtime, info.mode = size, mtime, 0o644
+            return info.tobuf(tarfile.GNU_FORMAT, "utf-8", "surrogateescape")
+        sizes, times = b"%011o\0" % size, b"%011o\0" % mtime
+        check = cls._SUM + sum(raw) + sum(sizes) + sum(times) - 8 * ord(" ")
+        block = bytearray(cls._TEMPLATE)
+        block[0:len(raw)] = raw
+        block[124:136], block[136:148] = sizes, times
+        block[148:156] = b"%06o\0 " % (check + 8 * ord(" "))
+        return bytes(block)
+
+    def _write(self, data):
+        self.out.write(data)
+        self.offset += len(data)
+
+    def close(self):
+        """The end-of-archive blocks, padded to a whole record."""
+        self._write(bytes(2 * tarfile.BLOCKSIZE))
+        rest = self.offset % tarfile.RECORDSIZE
+        if rest:
+            self._write(bytes(tarfile.RECORDSIZE - rest))
+
+
+def _add_tub(tar, tub, arc, warn, frames, left):
     """The tub's own files (tubs.is_tub_file) under ARC; anything else is
     skipped with a warning naming it, so keys and dotfiles never travel.
-    The LEFT records ({index: image}) go as deleted, without their images."""
-    left = left or {}
+    The LEFT records ({index: image}) go as deleted, without their images.
+    One directory listing per folder (os.scandir): its entries know their
+    kind without a stat each."""
+    live, check = frames
     images_left = {str(v) for v in left.values()}
-    for dirpath, dirnames, filenames in os.walk(tub):
-        rel = os.path.relpath(dirpath, tub).replace(os.sep, "/")
+    for rel in (".", "images"):
+        folder = tub if rel == "." else os.path.join(tub, rel)
+        if rel == "images" and (os.path.islink(folder) or not os.path.isdir(folder)):
+            continue
         base = arc if rel == "." else f"{arc}/{rel}"
-        for d in sorted(dirnames):
-            inner = d if rel == "." else f"{rel}/{d}"
-            if inner != "images" and not is_junk(d):
-                warn(f"skipped {base}/{d}/: not a tub folder (a tub holds "
+        with os.scandir(folder) as it:
+            entries = sorted(it, key=lambda e: e.name)
+        for entry in entries:
+            name = entry.name
+            if is_junk(name) or (rel == "." and name == TELEMETRY) or (
+                    rel == "images" and name in images_left):
+                continue
+            if entry.is_dir(follow_symlinks=False) and not (rel == "." and name == "images"):
+                warn(f"skipped {base}/{name}/: not a tub folder (a tub holds "
                      "manifest.json, catalogs and images/), so it is never packed")
-        dirnames[:] = ["images"] if rel == "." and "images" in dirnames else []
-        for fname in sorted(filenames):
-            src = os.path.join(dirpath, fname)
-            if is_junk(fname) or (rel == "." and fname == TELEMETRY) or (
-                    rel == "images" and fname in images_left):
                 continue
-            if os.path.islink(src) or not os.path.isfile(src):
-                warn(f"skipped {base}/{fname}: not a regular file")
+            if entry.is_dir(follow_symlinks=False):
                 continue
-            if is_secret(src):
-                warn(f"skipped {base}/{fname}: it looks like a secret "
+            if not entry.is_file(follow_symlinks=False):
+                warn(f"skipped {base}/{name}: not a regular file")
+                continue
+            if is_secret(entry.path):
+                warn(f"skipped {base}/{name}: it looks like a secret "
                      "(key or .env) and is never packed; keep secrets "
                      "out of tub folders")
                 continue
-            if not is_tub_file(fname if rel == "." else f"{rel}/{fname}"):
-                warn(f"skipped {base}/{fname}: not a tub file (a tub holds "
+            if not is_tub_file(name if rel == "." else f"{rel}/{name}"):
+                warn(f"skipped {base}/{name}: not a tub file (a tub holds "
                      "manifest.json, catalogs and images/), so it is never "
                      "packed; keep other files out of tub folders")
                 continue
-            if rel == "." and fname == "manifest.json" and left:
-                _add_bytes(tar, _manifest_without(src, left), f"{base}/{fname}")
+            if rel == "." and name == "manifest.json" and left:
+                tar.add(f"{base}/{name}", _manifest_without(entry.path, left),
+                        int(entry.stat().st_mtime))
                 continue
-            _add_file(tar, src, f"{base}/{fname}")
-
-
-def _add_bytes(tar, data, arcname):
-    info = tarfile.TarInfo(arcname)
-    info.size, info.mtime, info.mode = len(data), int(
-        datetime.datetime.now().timestamp()), 0o644
-    tar.addfile(info, io.BytesIO(data))
+            data = _add_file(tar, entry.path, f"{base}/{name}")
+            if rel == "images" and name in live:        # read once: packed and decoded
+                check.add(live[name], data, name)
 
 
 def _add_file(tar, src, arcname):
-    st = os.stat(src)
-    info = tarfile.TarInfo(arcname)
-    info.size, info.mtime, info.mode = st.st_size, int(st.st_mtime), 0o644
+    """SRC into TAR as ARCNAME; returns its bytes (one read: packed and, for
+    a frame, decoded)."""
     with open(src, "rb") as f:
-        tar.addfile(info, f)
+        mtime = int(os.fstat(f.fileno()).st_mtime)
+        data = f.read()
+    tar.add(arcname, data, mtime)
+    return data
+
+
+# tarfile's extraction filters (PEP 706): in Python 3.11.4 and later.
+HAS_FILTERS = hasattr(tarfile, "data_filter")
+
+
+class Unsafe(tarfile.TarError):
+    """A member this toolkit refuses to write (any Python)."""
+
+
+UNSAFE = (Unsafe, tarfile.FilterError) if HAS_FILTERS else (Unsafe,)
+KINDS = {tarfile.CHRTYPE: "a character device", tarfile.BLKTYPE: "a block device",
+         tarfile.FIFOTYPE: "a FIFO"}
 
 
 def _no_links(member, dest):
     """tarfile's 'data' filter, plus: no links of any kind, and absolute
     names refused rather than made relative."""
     if member.issym() or member.islnk():
-        raise tarfile.FilterError(f"member {member.name!r} is a link")
+        raise Unsafe(f"member {member.name!r} is a link")
     if member.name.startswith(("/", "\\")):
-        raise tarfile.AbsolutePathError(member)
-    return tarfile.data_filter(member, dest)
+        raise Unsafe(f"member {member.name!r} has an absolute path")
+    return tarfile.data_filter(member, dest) if HAS_FILTERS else member
 
 
-def extract(path, into):
+def _extract_member(tar, member, into):
+    if HAS_FILTERS:
+        tar.extract(member, into, filter=_no_links)
+    else:
+        _write_member(tar, member, into)
+
+
+def _write_member(tar, member, into):
+    """MEMBER (a file or folder _check_member passed) written under INTO as
+    the 'data' filter writes it: owner-writable, no set-id bits, never
+    through a link, never over something that is there."""
+    name = member.name.rstrip("/")
+    while name.startswith("./"):
+        name = name[2:]
+    target = os.path.join(into, *name.split("/"))
+    top = os.path.realpath(into)
+    parent = os.path.realpath(os.path.dirname(target))
+    if parent != top and not parent.startswith(top + os.sep):
+        raise Unsafe(f"member {name[:60]!r} would be written outside the target")
+    if member.isdir():
+        os.makedirs(target, exist_ok=True)
+        return
+    os.makedirs(os.path.dirname(target), exist_ok=True)
+    mode = 0o644 | (member.mode & 0o111)
+    fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, mode)
+    with os.fdopen(fd, "wb") as out:
+        shutil.copyfileobj(tar.extractfile(member), out, 1 << 20)
+    os.utime(target, (member.mtime, member.mtime))
+
+
+def extract(path, into, where=None):
     """Extract the archive at PATH into the folder INTO, refusing anything unsafe.
+    WHERE: the folder messages name (default: INTO's parent).
 
     First a quick pass over the tar headers alone (check_limits): the member count
     and the bytes they need against INTO's free space, before anything is
@@ -286,23 +409,26 @@ def extract(path, into):
     call made is removed again on failure).
     """
     shown = os.path.basename(path)
+    if os.path.isdir(path):
+        raise UserError(f"archive {path} is a folder, not an archive: pass -a the .tgz "
+                        "that make_tub_archive.sh wrote")
     if not os.path.isfile(path):
         raise UserError(f"archive {path} not found: make one with "
                         "./make_tub_archive.sh, or pass -a PATH")
     made = _missing_top(into)
     seen = _Seen(into)
+    where = _existing(where or os.path.dirname(os.path.abspath(into)))
     try:
-        check_limits(path, shown, into, seen.free)
+        check_limits(path, shown, where, seen.free)
         with _reading(path, shown) as tar:
             while (member := tar.next()) is not None:
                 tar.members.clear()      # stream mode would keep every header
-                _check_member(member, into, shown, seen)
-                tar.extract(member, into, filter=_no_links)
+                _check_member(member, into, shown, seen, where)
+                _extract_member(tar, member, into)
     except OSError as e:
         if made:
             shutil.rmtree(made, ignore_errors=True)
         if e.errno == errno.ENOSPC:
-            where = _existing(os.path.dirname(os.path.abspath(into)))
             raise UserError(f"no space left in {where} while extracting {shown}, which "
                             f"needs {_mib(seen.needed)} MiB or more; nothing was kept: "
                             "free some space and run again") from None
@@ -322,7 +448,7 @@ def _reading(path, shown):
     try:
         with tarfile.open(path, mode="r|gz") as tar:
             yield tar
-    except tarfile.FilterError as e:
+    except UNSAFE as e:
         raise UserError(f"archive {shown} is unsafe ({e}); nothing was restored: "
                         "make it again with make_tub_archive.sh") from None
     except (tarfile.ReadError, EOFError, zlib.error, gzip.BadGzipFile) as e:
@@ -338,15 +464,14 @@ def _too_many(shown):
                      "with make_tub_archive.sh")
 
 
-def _too_big(shown, needed, into, free):
-    where = _existing(os.path.dirname(os.path.abspath(into)))
+def _too_big(shown, needed, where, free):
     return UserError(f"archive {shown} needs at least {_mib(needed + DISK_MARGIN)} MiB "
                      f"free to extract ({_mib(needed)} MiB of files, {_mib(DISK_MARGIN)} "
                      f"MiB to spare) but {where} has {_mib(free)} MiB free: free some "
                      "space, or extract it on a larger disk; nothing was extracted")
 
 
-def check_limits(path, shown, into, free):
+def check_limits(path, shown, where, free):
     """Walk the raw 512-byte tar headers (no tarfile objects: a million of
     them take seconds, not minutes) and refuse an archive with more than
     MAX_MEMBERS members, or whose members need more than FREE - DISK_MARGIN.
@@ -375,7 +500,7 @@ def check_limits(path, shown, into, free):
                 if count > MAX_MEMBERS:
                     raise _too_many(shown)
                 if needed + DISK_MARGIN > free:
-                    raise _too_big(shown, needed, into, free)
+                    raise _too_big(shown, needed, where, free)
                 skip = -(-size // 512) * 512
                 while skip:
                     chunk = f.read(min(skip, 1 << 20))
@@ -418,7 +543,7 @@ class _Seen:
         self.free = shutil.disk_usage(_existing(into)).free
 
 
-def _check_member(member, into, shown, seen):
+def _check_member(member, into, shown, seen, where):
     """Refuse MEMBER before it is written: anything but a file or folder, an
     absolute or climbing name, an over-long name, a second copy, a file where
     a folder is (or the other way round), one member too many, or more bytes
@@ -429,37 +554,40 @@ def _check_member(member, into, shown, seen):
     name = member.name
     if not (member.isfile() or member.isdir()) or member.issparse():
         _no_links(member, into)                # says which kind
-        raise tarfile.FilterError(f"member {name[:60]!r} is not a plain file or folder")
+        kind = KINDS.get(member.type, "not a plain file or folder")
+        raise Unsafe(f"member {name[:60]!r} is {kind}")
     if name.startswith(("/", "\\")) or "\0" in name:
-        raise tarfile.AbsolutePathError(member)
+        raise Unsafe(f"member {name[:60]!r} has an absolute path")
     name = name.rstrip("/")
     while name.startswith("./"):
         name = name[2:]
     parts = name.split("/")
     if ".." in parts:
-        raise tarfile.OutsideDestinationError(member, os.path.join(into, name))
+        raise Unsafe(f"member {name[:60]!r} would be extracted to "
+                     f"{os.path.join(into, name)[:120]!r}, which is outside the "
+                     "destination")
     if len(name) > MAX_NAME or any(len(p.encode()) > MAX_PART for p in parts):
-        raise tarfile.FilterError(f"member {name[:40]!r}... has a name longer than a "
+        raise Unsafe(f"member {name[:40]!r}... has a name longer than a "
                                   "file system takes")
     for i in range(1, len(parts)):
         parent = "/".join(parts[:i])
         if parent in seen.files:
-            raise tarfile.FilterError(f"member {name[:60]!r} is inside {parent!r}, "
+            raise Unsafe(f"member {name[:60]!r} is inside {parent!r}, "
                                       "which is a file")
         seen.folders.add(parent)
     if member.isdir():
         if name in seen.files:
-            raise tarfile.FilterError(f"member {name[:60]!r} is both a file and a folder")
+            raise Unsafe(f"member {name[:60]!r} is both a file and a folder")
         seen.folders.add(name)
         return
     if name in seen.folders:
-        raise tarfile.FilterError(f"member {name[:60]!r} is both a file and a folder")
+        raise Unsafe(f"member {name[:60]!r} is both a file and a folder")
     if name in seen.files:
-        raise tarfile.FilterError(f"member {name[:60]!r} appears twice")
+        raise Unsafe(f"member {name[:60]!r} appears twice")
     seen.files.add(name)
     seen.needed += -(-member.size // BLOCK) * BLOCK + BLOCK
     if seen.needed + DISK_MARGIN > seen.free:
-        raise _too_big(shown, seen.needed, into, seen.free)
+        raise _too_big(shown, seen.needed, where, seen.free)
 
 
 def _existing(path):
@@ -568,42 +696,102 @@ def relocate_legacy_tub(root):
 def restore(path, dest, force=False, say=print):
     """Extract the archive at PATH into the car folder DEST (deflate).
 
-    Extracts into a staging folder inside DEST first, so a damaged or unsafe
-    archive leaves DEST as it was; then moves each config and tub into place,
-    refusing to replace an existing one unless FORCE.
+    Extracts into a staging folder inside DEST first (replace.Staging), so a
+    damaged or unsafe archive leaves DEST as it was; then replaces exactly
+    what the archive holds: each config, and each tub's own files (manifest,
+    catalogs, images/; anything else in that folder stays), refusing to
+    replace anything without FORCE. The old entries are moved aside and
+    back on any failure or signal; what a killed run left is undone first.
     """
     created = _missing_top(dest)        # a folder made here goes again on failure
     os.makedirs(dest, exist_ok=True)
-    staging = tempfile.mkdtemp(dir=dest, prefix=".deflate-")
+    replace.recover(dest, "deflate", say)
     restored = False
     try:
-        extract(path, staging)
-        _, tubs = layout(staging, os.path.basename(path))
-        if is_legacy_layout(staging):
-            relocate_legacy_tub(staging)
-            tubs = [os.path.join(staging, "data")]
-        units = [c for c in CONFIGS if os.path.exists(os.path.join(staging, c))]
-        units += [os.path.relpath(t, staging) for t in tubs]
-        for unit in units:
-            target = os.path.join(dest, unit)
-            if _occupied(target) and not force:
-                raise UserError(f"{target} already exists: pass -f to replace it, "
-                                "or -d an empty folder")
-        for unit in units:
-            target = os.path.join(dest, unit)
-            if os.path.isdir(target) and not os.path.islink(target):
-                shutil.rmtree(target)
-            elif os.path.lexists(target):
-                os.remove(target)
-            os.makedirs(os.path.dirname(target) or ".", exist_ok=True)
-            os.replace(os.path.join(staging, unit), target)
-        say(f"restored {', '.join(units)} into {dest}")
-        restored = True
-        return units
+        with replace.Staging(dest, "deflate") as stage:
+            extract(path, stage.new, where=dest)
+            points.point("deflate:extracted")
+            units = _units(stage.new, os.path.basename(path))
+            entries, busy = _entries(stage.new, dest, units)
+            if busy and not force:
+                raise UserError(f"{os.path.join(dest, busy[0])} already exists: pass -f "
+                                "to replace it, or -d an empty folder")
+            replaced = stage.commit(entries)
+            _report(dest, units, entries, replaced, busy, say)
+            restored = True
+            return units
     finally:
-        shutil.rmtree(staging, ignore_errors=True)
         if created and not restored:
             shutil.rmtree(created, ignore_errors=True)
+
+
+def _units(root, shown):
+    """The configs and tubs (paths relative to ROOT) an extracted archive holds."""
+    _, tubs = layout(root, shown)
+    if is_legacy_layout(root):
+        relocate_legacy_tub(root)
+        tubs = [os.path.join(root, "data")]
+    units = [c for c in CONFIGS if os.path.exists(os.path.join(root, c))]
+    return units + [os.path.relpath(t, root).replace(os.sep, "/") for t in tubs]
+
+
+def _entries(root, dest, units):
+    """(the entries to move in or aside, the units that replace something).
+    A config, a tub folder that is not there yet, or a file where the tub
+    goes, is one entry; into an existing folder, a tub is its own entries
+    (manifest.json, catalogs, images/) and those of the old tub, so the
+    folder's other contents (another tub, notes) stay where they are."""
+    entries, busy = [], []
+    for unit in units:
+        target = os.path.join(dest, unit)
+        if unit in CONFIGS or not os.path.isdir(target) or os.path.islink(target):
+            entries.append(unit)
+            if os.path.lexists(target):
+                busy.append(unit)
+            continue
+        new = set(os.listdir(os.path.join(root, unit)))
+        old = {n for n in os.listdir(target) if is_tub_entry(n)}
+        entries += [f"{unit}/{n}" for n in sorted(new | old)]
+        if old or new & set(os.listdir(target)):
+            busy.append(unit)
+    return entries, busy
+
+
+def is_tub_entry(name):
+    """A name DonkeyCar writes at the top of a tub folder."""
+    return name == "images" or is_tub_file(name)
+
+
+def _report(dest, units, entries, replaced, busy, say):
+    """Exactly what was replaced, restored and left alone."""
+    shown = dest if dest != "." else "the car folder"
+    fresh = [u for u in units if u not in busy]
+    if fresh:
+        say(f"restored {', '.join(fresh)} into {dest}")
+    if busy:
+        said = []
+        for unit in busy:
+            inner = sorted(e[len(unit) + 1:] for e in replaced if e.startswith(unit + "/"))
+            said.append(unit + (f" (the old tub's {_summary(inner)})" if inner else ""))
+        say(f"replaced {', '.join(said)} in {shown} with the archive's; the old "
+            f"{'ones are' if len(busy) > 1 else 'one is'} removed")
+    kept = sorted({f"{u}/{n}" for u in units if u not in CONFIGS
+                   and os.path.isdir(os.path.join(dest, u))
+                   for n in os.listdir(os.path.join(dest, u))
+                   if f"{u}/{n}" not in entries and not any(
+                       v.startswith(f"{u}/{n}/") or v == f"{u}/{n}" for v in units)})
+    if kept:
+        say(f"left {', '.join(kept[:10])}{' ...' if len(kept) > 10 else ''} as "
+            f"{'it is' if len(kept) == 1 else 'they are'}: the archive does not hold "
+            f"{'it' if len(kept) == 1 else 'them'}")
+
+
+def _summary(names):
+    catalogs = sum(1 for n in names if n.endswith(".catalog"))
+    parts = [n for n in names if n in ("manifest.json", "images")]
+    if catalogs:
+        parts.append(f"{catalogs} catalog{'s' if catalogs > 1 else ''}")
+    return ", ".join(parts) or ", ".join(names)
 
 
 def _missing_top(path):

@@ -18,18 +18,19 @@ A model set is published with preconditions (never over another writer),
 the card last; it names every other file's sha256, and a download takes
 exactly the files the card names, each checked against it.
 """
+import errno
 import json
 import os
 import re
 import shutil
-import tempfile
 from dataclasses import dataclass
 
-from trainer.core import settings
+from trainer.core import points, replace, settings
 from trainer.core.errors import UserError
 from trainer.core.names import (ARCHIVE_STEM, MODEL_STEM, newest, next_free, number_in,
                                 plain_name)
-from trainer.core.storage import Conflict, checksums, human, join, parse_uri, sha256, shown
+from trainer.core.storage import (Conflict, checksums, human, join, local_stamp, parse_uri,
+                                  sha256, shown)
 
 TRAINING = "training"
 MODELS = "models"
@@ -117,7 +118,8 @@ def names_in(storage, where, suffix):
         found = [r.uri[len(prefix):] for r in storage.list(prefix)]
     else:
         found = os.listdir(where) if os.path.isdir(where) else []
-    return {f[: -len(suffix)] for f in found if f.endswith(suffix) and "/" not in f}
+    return {f[: -len(suffix)] for f in found if f.endswith(suffix) and "/" not in f
+            and not f.startswith(".")}
 
 
 def model_names_in(storage, where):
@@ -127,7 +129,7 @@ def model_names_in(storage, where):
         files = [r.uri[len(prefix):] for r in storage.list(prefix)]
     else:
         files = os.listdir(where) if os.path.isdir(where) else []
-    return {model_of(f) for f in files if "/" not in f}
+    return {model_of(f) for f in files if "/" not in f and not f.startswith(".")}
 
 
 def newest_archive(storage, say=print, flag="-a", bucket_too=True):
@@ -379,18 +381,17 @@ def download_models(storage, bucket, basename, dest, force=False, say=print, fmt
     if card_remote.size > CARD_LIMIT:
         raise UserError(f"{card_remote.uri} is {human(card_remote.size)}, too big for a "
                         "model card: nothing was downloaded; train the model again")
-    created, staging = not os.path.isdir(dest), None
+    created = not os.path.isdir(dest)
     try:
         os.makedirs(dest, exist_ok=True)
-        staging = tempfile.mkdtemp(dir=dest, prefix=f".{basename}.download-")
-        return _download_set(storage, models, basename, dest, staging, card_remote,
-                             force, say, fmt)
+        replace.recover(dest, "download", say)
+        with replace.Staging(dest, "download") as staging:
+            return _download_set(storage, models, basename, dest, staging, card_remote,
+                                 force, say, fmt)
     except PermissionError:
         raise UserError(f"cannot write in {dest}: permission denied: pass -d with a "
                         "folder you can write to") from None
     finally:
-        if staging:
-            shutil.rmtree(staging, ignore_errors=True)
         if created and os.path.isdir(dest) and not os.listdir(dest):
             os.rmdir(dest)
 
@@ -398,7 +399,8 @@ def download_models(storage, bucket, basename, dest, force=False, say=print, fmt
 def _no_card(storage, models, basename):
     """Why there is no model BASENAME: an incomplete set, or no such model."""
     # All of models/, not just BASENAME.*: a miss is answered with what is there.
-    every = [r for r in storage.list(models) if "/" not in r.uri[len(models):]]
+    every = [r for r in storage.list(models) if "/" not in r.uri[len(models):]
+             and not r.name.startswith(".")]    # hidden: a publish's copies, staging
     mine = [shown(r.name) for r in every if belongs(r.name, basename)]
     if mine:
         raise UserError(f"model {basename} in {models} has no card ({basename}{CARD}), "
@@ -444,7 +446,8 @@ def card_files(card, basename, where):
 def _download_set(storage, models, basename, dest, staging, card_remote, force, say,
                   fmt):
     card_uri = card_remote.uri
-    staged_card = os.path.join(staging, basename + CARD)
+    os.makedirs(staging.new)
+    staged_card = os.path.join(staging.new, basename + CARD)
     storage.download(card_remote, staged_card)
     try:
         with open(staged_card, encoding="utf-8") as f:
@@ -496,17 +499,17 @@ def _download_set(storage, models, basename, dest, staging, card_remote, force, 
                             "train the model again")
         if remote.size != entry["bytes"]:
             raise _mismatch(uri, card_uri)
-        staged = os.path.join(staging, name)
+        staged = os.path.join(staging.new, name)
         storage.download(remote, staged)
         if sha256(staged) != entry["sha256"]:
             raise _mismatch(uri, card_uri)
         fetched.append((name, staged, remote.size))
-    # ...then all into place, the card last.
+        points.point("download:fetched")
+    # ...then all into place at once, the card last (old files back on any failure).
     if not card_same:
         fetched.append((basename + CARD, staged_card, card_remote.size))
-    replaced = {n for n, _ in differ}
+    replaced = set(staging.commit([name for name, _, _ in fetched]))
     for name, staged, size in fetched:
-        os.replace(staged, os.path.join(dest, name))
         verb = "replaced" if name in replaced else "downloaded"
         say(f"{verb} {os.path.join(dest, name)} from {models}{name} ({human(size)}; "
             + ("the card" if name.endswith(CARD) else "sha256 as its card says") + ")")
@@ -558,6 +561,11 @@ def claim(storage, outputs, force, ours=None):
     earlier attempt of this same cloud job published, which are its own to
     replace (a worker restarted in the middle of publishing)."""
     ours = ours or {}
+    here = {os.path.dirname(u) or "." for u in outputs.values() if parse_uri(u).scheme == "file"}
+    for folder in here:
+        writable(folder)                # before training, not after
+        if os.path.isdir(folder):       # a local publish a killed run left half-way
+            replace.recover(folder, "publish")
     stamps = {suffix: storage.stamp(uri) for suffix, uri in outputs.items()}
     taken = [outputs[s] for s, stamp in stamps.items()
              if stamp and ours.get(outputs[s]) != stamp]
@@ -567,32 +575,117 @@ def claim(storage, outputs, force, ours=None):
     return Claimed(outputs, stamps)
 
 
+def writable(folder):
+    """FOLDER (or the nearest folder above it that exists) can be written
+    in; else the OSError a write would meet (read-only file system,
+    permission), at once."""
+    path = os.path.abspath(folder)
+    while not os.path.exists(path):
+        path = os.path.dirname(path)
+    if not os.path.isdir(path):
+        raise NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR), path)
+    if not os.access(path, os.W_OK | os.X_OK):
+        code = errno.EROFS if os.statvfs(path).f_flag & os.ST_RDONLY else errno.EACCES
+        raise OSError(code, os.strerror(code), path)
+
+
 def publish(storage, local, outputs, record=None):
     """Copy each LOCAL file ({suffix: path}) to OUTPUTS (Claimed), in OUTPUTS'
     order so the card goes last, each only over what was there when the run
     started; a variant the run withheld (OPTIONAL, no local file) is left
-    out, and the replaced model's own copy of it removed. When another
-    writer got there first, what this run created is removed again and the
-    run fails in one line: a set is never mixed with another run's."""
-    done = []
+    out, and the replaced model's own copy of it removed. When another writer
+    got there first, or anything else stops it
+    (a full disk, the network, a signal), what this run created is removed
+    again and what it replaced (-f) is put back: the set is the old one or
+    the new one, never mixed with another run's. Into a local folder the set
+    moves in at once (replace.Staging): a run killed half-way is undone by
+    the next one there (claim())."""
+    if all(parse_uri(uri).scheme == "file" for uri in outputs.values()):
+        return _publish_here(local, outputs, record)
+    done, copies = [], {}
     try:
         for suffix in OUTPUTS:
-            before = outputs.stamps[suffix]
+            uri, before = outputs[suffix], outputs.stamps[suffix]
+            if before:              # -f: the old object, kept until the set is complete
+                copies[uri] = storage.keep_copy(uri, before, hidden_copy(uri, before))
             if suffix in OPTIONAL and not os.path.isfile(local[suffix]):
-                if before:             # the replaced model's variant: not this set's
-                    storage.remove(outputs[suffix], before)
+                if before:          # the replaced model's variant: not this set's
+                    storage.remove(uri, before)
+                    done.append((uri, 0, before))       # 0: put back only where none is
                 continue
-            new = storage.put(local[suffix], outputs[suffix], expect=before)
-            done.append((outputs[suffix], new, before))
+            new = storage.put(local[suffix], uri, expect=before)
+            done.append((uri, new, before))
             if record:                     # for a restart of this job (restarts.py)
-                record(outputs[suffix], new)
+                record(uri, new)
+            points.point("publish:put")
+    except BaseException as e:
+        _take_back(storage, done, copies)
+        _forget_copies(storage, copies)
+        if isinstance(e, Conflict):
+            raise _written_meanwhile(e.uri) from None
+        raise
+    _forget_copies(storage, copies)
+
+
+def hidden_copy(uri, stamp):
+    """Where the object URI of generation STAMP waits while it is replaced:
+    beside it, hidden from listings (a leading '.')."""
+    folder, _, name = uri.rpartition("/")
+    return f"{folder}/.{name}.replaced-{stamp}"
+
+
+def _take_back(storage, done, copies):
+    """Undo DONE ([(uri, new stamp, old stamp)]), newest first: what was
+    created goes, what was replaced comes back from its copy; each only
+    while it is still this run's."""
+    for uri, new, before in reversed(done):
+        if before and uri in copies:
+            storage.restore_copy(copies[uri], uri, expect=new)
+        elif not before:
+            storage.remove(uri, new)
+
+
+def _forget_copies(storage, copies):
+    for copy in copies.values():
+        storage.remove(copy, None)
+
+
+def _written_meanwhile(uri):
+    return UserError(f"{shown(uri)} was written by another run while this one "
+                     "trained, so this model was not published: pass -f to "
+                     "replace that model, or -m NAME to train another")
+
+
+def _publish_here(local, outputs, record):
+    """The set into its local folder at once: staged beside it, then moved
+    in, each file only over what claim() saw there."""
+    folder = os.path.dirname(outputs[CARD]) or "."
+    os.makedirs(folder, exist_ok=True)
+    names = {os.path.basename(outputs[s]): s for s in OUTPUTS}
+
+    def check(name):
+        uri = outputs[names[name]]
+        if local_stamp(uri) != outputs.stamps[names[name]]:
+            raise Conflict(uri)
+    try:
+        with replace.Staging(folder, "publish") as stage:
+            os.makedirs(stage.new)
+            for suffix in OUTPUTS:
+                if suffix in OPTIONAL and not os.path.isfile(local[suffix]):
+                    continue        # withheld: the replaced model's copy goes aside
+                shutil.copyfile(local[suffix], os.path.join(stage.new, os.path.basename(
+                    outputs[suffix])))
+                points.point("publish:staged")
+            stage.commit(list(names), check=check)
     except Conflict as e:
-        for uri, new, before in reversed(done):
-            if not before:                 # ours alone: take it back
-                storage.remove(uri, new)
-        raise UserError(f"{shown(e.uri)} was written by another run while this one "
-                        "trained, so this model was not published: pass -f to "
-                        "replace that model, or -m NAME to train another") from None
+        raise _written_meanwhile(e.uri) from None
+    except FileExistsError as e:         # a file appeared between the check and the link
+        raise _written_meanwhile(os.path.join(folder, os.path.basename(e.filename))) \
+            from None
+    if record:
+        for suffix in OUTPUTS:
+            if os.path.isfile(local[suffix]):
+                record(outputs[suffix], local_stamp(outputs[suffix]))
 
 
 def bring_models_home(storage, output, name, force=False, say=print):

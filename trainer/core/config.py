@@ -7,6 +7,7 @@ KEY=VALUE overrides go on top through Config.from_dict. No third mechanism.
 """
 import ast
 import difflib
+import math
 import os
 import re
 
@@ -145,3 +146,135 @@ def _plain(value):
     if isinstance(value, (str, int, float, bool, type(None))):
         return value
     return repr(value)
+
+
+# -- the values training reads, checked before it starts ------------------------------
+# {KEY: (check(value) -> bool, what a good value is, an example)}. DonkeyCar and
+# Keras take these as they are and fail deep inside (a Keras traceback for
+# BATCH_SIZE = 0, a silent no-op for MAX_EPOCHS = -1).
+
+def _whole(low, high=None):
+    return lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= low \
+        and (high is None or v <= high)
+
+
+def _real(low, high=None, low_open=False, high_open=False, none=False):
+    def ok(v):
+        if v is None:
+            return none
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+            return False
+        above = v > low if low_open else v >= low
+        below = high is None or (v < high if high_open else v <= high)
+        return above and below
+    return ok
+
+
+def _names(v):
+    return isinstance(v, (list, tuple)) and all(isinstance(x, str) for x in v)
+
+
+VALUES = {
+    "IMAGE_W": (_whole(1, 4096), "a whole number of pixels from 1 to 4096", 160),
+    "IMAGE_H": (_whole(1, 4096), "a whole number of pixels from 1 to 4096", 120),
+    "IMAGE_DEPTH": (lambda v: v in (1, 3) and not isinstance(v, bool),
+                    "1 (gray) or 3 (colour)", 3),
+    "BATCH_SIZE": (_whole(1), "a whole number of 1 or more", 128),
+    "MAX_EPOCHS": (_whole(1), "a whole number of 1 or more", 100),
+    "TRAIN_TEST_SPLIT": (_real(0, 1, low_open=True, high_open=True),
+                         "a fraction between 0 and 1 (the share that trains)", 0.8),
+    "LEARNING_RATE": (_real(0, low_open=True, none=True), "a number above 0, or None",
+                      0.001),
+    "LEARNING_RATE_DECAY": (_real(0), "a number of 0 or more", 0.0),
+    "EARLY_STOP_PATIENCE": (_whole(0), "a whole number of 0 or more", 5),
+    "MIN_DELTA": (_real(0), "a number of 0 or more", 0.0005),
+    "SEQUENCE_LENGTH": (_whole(1), "a whole number of 1 or more", 3),
+    "NUM_LAST_LAYERS_TO_TRAIN": (_whole(0), "a whole number of 0 or more", 7),
+    "DRIVE_LOOP_HZ": (_real(0, 1000, low_open=True), "a number of loops a second "
+                      "above 0", 20),
+    "ROI_CROP_TOP": (_whole(0), "a whole number of pixels, 0 or more", 0),
+    "ROI_CROP_BOTTOM": (_whole(0), "a whole number of pixels, 0 or more", 0),
+    "ROI_CROP_LEFT": (_whole(0), "a whole number of pixels, 0 or more", 0),
+    "ROI_CROP_RIGHT": (_whole(0), "a whole number of pixels, 0 or more", 0),
+    "TRANSFORMATIONS": (_names, "a list of transformation names", []),
+    "POST_TRANSFORMATIONS": (_names, "a list of transformation names", []),
+    "AUGMENTATIONS": (_names, "a list of augmentation names", []),
+}
+MOVIE_KEYS = ("IMAGE_W", "IMAGE_H", "IMAGE_DEPTH", "DRIVE_LOOP_HZ", "ROI_CROP_TOP",
+              "ROI_CROP_BOTTOM", "ROI_CROP_LEFT", "ROI_CROP_RIGHT", "TRANSFORMATIONS",
+              "POST_TRANSFORMATIONS")
+
+
+def check_values(cfg, overrides=None, car_dir=None, keys=None):
+    """One UserError for the first value of KEYS (default: all of VALUES)
+    that training cannot use, naming the key, where it was set (-c, or
+    myconfig.py / config.py in CAR_DIR), and a good value. Crops are also
+    checked against the frame when a CROP transformation uses them."""
+    given = parse_overrides(overrides)
+    for key in keys or VALUES:
+        if not hasattr(cfg, key):
+            continue
+        ok, good, example = VALUES[key]
+        value = getattr(cfg, key)
+        if not ok(value):
+            raise UserError(f"{_origin(key, value, given, car_dir)}: {key} must be "
+                            f"{good}: set e.g. {key} = {example!r} in myconfig.py"
+                            + (f", or -c {key}={example!r}" if key in given else ""))
+    _check_crop(cfg, given, car_dir)
+
+
+def check_overrides(overrides):
+    """-c KEY=VALUE values alone, before anything is read (flags.settle_train)."""
+    given = parse_overrides(overrides)
+    for key, value in given.items():
+        if key in VALUES and not VALUES[key][0](value):
+            ok, good, example = VALUES[key]
+            raise UserError(f"-c {key}={_shown(value)}: {key} must be {good}, e.g. "
+                            f"-c {key}={example!r}")
+
+
+def _check_crop(cfg, given, car_dir):
+    used = [str(t).upper() for key in ("TRANSFORMATIONS", "POST_TRANSFORMATIONS")
+            for t in (getattr(cfg, key, None) or [])]
+    if "CROP" not in used:
+        return
+    w, h = getattr(cfg, "IMAGE_W", 0), getattr(cfg, "IMAGE_H", 0)
+    crop = {k: getattr(cfg, k, 0) for k in ("ROI_CROP_TOP", "ROI_CROP_BOTTOM",
+                                             "ROI_CROP_LEFT", "ROI_CROP_RIGHT")}
+    for a, b, size, side in (("ROI_CROP_TOP", "ROI_CROP_BOTTOM", h, "IMAGE_H"),
+                             ("ROI_CROP_LEFT", "ROI_CROP_RIGHT", w, "IMAGE_W")):
+        if crop[a] + crop[b] >= size:
+            raise UserError(f"{_origin(a, crop[a], given, car_dir)}: {a} + {b} "
+                            f"({crop[a]} + {crop[b]}) leave nothing of the {size} pixels "
+                            f"of {side} for CROP: crop less, e.g. {a} = {size // 3}")
+
+
+def _origin(key, value, given, car_dir):
+    """Where KEY = VALUE came from: '-c KEY=V', 'myconfig.py sets KEY = V', ..."""
+    if key in given:
+        return f"-c {key}={_shown(value)}"
+    for name in ("myconfig.py", "config.py"):
+        path = os.path.join(car_dir or ".", name)
+        if car_dir is not None and _assigns(path, key):
+            return f"{name} sets {key} = {_shown(value)}"
+    return f"{key} = {_shown(value)}"
+
+
+def _assigns(path, key):
+    """PATH assigns KEY at its top level (read, never run)."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            tree = ast.parse(f.read())
+    except (OSError, ValueError, SyntaxError):
+        return False
+    for node in tree.body:
+        targets = node.targets if isinstance(node, ast.Assign) else \
+            [node.target] if isinstance(node, (ast.AnnAssign, ast.AugAssign)) else []
+        if any(isinstance(t, ast.Name) and t.id == key for t in targets):
+            return True
+    return False
+
+
+def _shown(value):
+    text = repr(value)
+    return text if len(text) <= 40 else text[:40] + "..."

@@ -9,7 +9,7 @@ scripts run on a car whose light install has no TensorFlow.
 import os
 
 from trainer.core import bucket, modeltypes, sweeps
-from trainer.core.config import parse_overrides
+from trainer.core.config import check_overrides, parse_overrides
 from trainer.core.errors import ArgumentParser, UserError
 from trainer.core.names import is_plain, next_free, plain_name
 from trainer.core.storage import parse_uri
@@ -67,10 +67,12 @@ def train_args(argv=None):
 def settle_train(args):
     """The training flags' cheap checks, the same for local_train.sh and the
     submit scripts, before anything is read: -m a plain name, the type
-    against DonkeyCar's list (each of a sweep's), -c's and --sweep's syntax."""
+    against DonkeyCar's list (each of a sweep's), -c's and --sweep's syntax,
+    and the -c values training reads."""
     if args.model_name:
         plain_name(args.model_name, "-m")
     parse_overrides(args.set)
+    check_overrides(args.set)
     if sweeps.is_sweep(args):
         sweeps.expand(args.type, args.sweep, args.set)
     elif args.type:

@@ -35,12 +35,16 @@ def read(cfg):
             entries = json.load(f)
         if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries):
             raise ValueError("not a list of entries")
-    except (ValueError, UnicodeDecodeError) as e:
+    except (ValueError, UnicodeDecodeError, RecursionError) as e:
         keep = path + ".damaged"
-        if not os.path.exists(keep):
-            shutil.copy2(path, keep)
+        try:
+            if not os.path.exists(keep):
+                shutil.copy2(path, keep)
+            kept = f"a copy kept as {keep}"
+        except OSError as copying:
+            kept = f"no copy could be kept ({copying.strerror})"
         raise UserError(f"{path} is damaged ({str(e).splitlines()[0][:80]}), so it was "
-                        f"left as it is and a copy kept as {keep}: repair it (a JSON list "
+                        f"left as it is and {kept}: repair it (a JSON list "
                         f"of entries, as `donkey models` reads it), or move it away to "
                         "start a new list") from None
     return entries

@@ -4,10 +4,14 @@
     require("REGION")        # the value, or one line naming the fix
 
 A missing or malformed value is one UserError naming the variable and an
-example value (EXAMPLES). Nothing here writes the environment.
+example value (EXAMPLES): numbers must be finite and in range, URLs must be
+URLs, names must be names. Nothing here writes the environment (a run's
+private TMPDIR is core/scratch.py's).
 """
+import math
 import os
 import re
+import signal
 
 from trainer.core.errors import UserError
 
@@ -20,6 +24,7 @@ EXAMPLES = {
     "WANDB_API_KEY_SECRET": "wandb-api-key",
 }
 GCS_DEADLINE = 90.0      # s of retrying transient Cloud Storage faults (TRAINER_GCS_DEADLINE)
+GCS_DEADLINE_MAX = 86400.0   # a day: longer is a typo (or 'inf'), and would hang a script
 _BUCKET_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{1,220}[a-z0-9]$")
 _REGION_RE = re.compile(r"^[a-z]+(-[a-z]+)+\d+$")
 _TRUE = ("1", "true", "yes", "on")
@@ -81,22 +86,40 @@ def trainer_image(hint=""):
     return require("TRAINER_IMAGE", hint)
 
 
+# Google's rule for project ids (6 to 30 characters); old projects may have
+# a domain in front: example.com:my-project.
+_PROJECT_RE = re.compile(r"^([a-z0-9.-]+:)?[a-z][a-z0-9-]{4,28}[a-z0-9]$")
+
+
 def project():
     """GOOGLE_CLOUD_PROJECT, or None (the credentials' or gcloud's is used then)."""
-    return get("GOOGLE_CLOUD_PROJECT") or None
+    value = get("GOOGLE_CLOUD_PROJECT")
+    if value and not _PROJECT_RE.match(value):
+        raise UserError(f"GOOGLE_CLOUD_PROJECT={value!r} is not a project id (6 to 30 "
+                        "lowercase letters, digits or '-', starting with a letter): "
+                        f"export GOOGLE_CLOUD_PROJECT={EXAMPLES['GOOGLE_CLOUD_PROJECT']}")
+    return value or None
 
 
 def gcs_deadline():
-    """Seconds of retries before a Cloud Storage call gives up."""
-    raw = os.environ.get("TRAINER_GCS_DEADLINE")
+    """Seconds of retries before a Cloud Storage call gives up: a finite
+    number above 0 and at most a day ('nan' or 'inf' would retry forever)."""
+    raw = get("TRAINER_GCS_DEADLINE")
+    if not raw:
+        return GCS_DEADLINE
     try:
-        deadline = float(raw) if raw else GCS_DEADLINE
-        if deadline <= 0:
-            raise ValueError
+        deadline = float(raw)
     except ValueError:
-        raise UserError(f"TRAINER_GCS_DEADLINE={raw!r} is not a number of seconds: "
-                        "unset it, or give e.g. 90") from None
+        deadline = math.nan
+    if not (math.isfinite(deadline) and 0 < deadline <= GCS_DEADLINE_MAX):
+        raise UserError(f"TRAINER_GCS_DEADLINE={raw!r} is not a number of seconds "
+                        f"between 0 and {GCS_DEADLINE_MAX:.0f}: unset it (default "
+                        f"{GCS_DEADLINE:.0f}), or give e.g. 90")
     return deadline
+
+
+_HOST_PORT = re.compile(r"^(https?://)?[A-Za-z0-9.-]+(:\d{1,5})?/?$")
+_URL = re.compile(r"^https?://[A-Za-z0-9.-]+(:\d{1,5})?(/[^\s]*)?$")
 
 
 def storage_emulator():
@@ -104,7 +127,16 @@ def storage_emulator():
     host = get("STORAGE_EMULATOR_HOST")
     if not host:
         return None
+    if not _HOST_PORT.match(host) or not _port_ok(host):
+        raise UserError(f"STORAGE_EMULATOR_HOST={host!r} is not a host:port or URL: "
+                        "export STORAGE_EMULATOR_HOST=localhost:9023, or unset it to "
+                        "use Cloud Storage")
     return host if "://" in host else "http://" + host
+
+
+def _port_ok(url):
+    port = url.split("://")[-1].rstrip("/").rpartition(":")[2]
+    return not port.isdigit() or 0 < int(port) < 65536
 
 
 def credentials_file():
@@ -118,7 +150,11 @@ def credentials_disabled():
 
 def endpoint(api, default):
     """gcloud's CLOUDSDK_API_ENDPOINT_OVERRIDES_API, else DEFAULT; ends with /."""
-    url = get(f"CLOUDSDK_API_ENDPOINT_OVERRIDES_{api.upper()}") or default
+    name = f"CLOUDSDK_API_ENDPOINT_OVERRIDES_{api.upper()}"
+    url = get(name) or default
+    if not _URL.match(url) or not _port_ok(url.split("/")[2]):
+        raise UserError(f"{name}={url!r} is not an http(s) URL: unset it, or export "
+                        f"{name}={default}")
     return url if url.endswith("/") else url + "/"
 
 
@@ -140,10 +176,32 @@ def checkpoint_dir():
     return get("AIP_CHECKPOINT_DIR").rstrip("/") or None
 
 
+_ACCELERATOR_RE = re.compile(r"^[A-Z][A-Z0-9_]*(:[1-9][0-9]?)?$")
+
+
 def accelerator():
     """TRAINER_ACCELERATOR ('NVIDIA_TESLA_T4:1'): the GPU a cloud job was sent
     with (submit sets it in the job's environment), or None."""
-    return get("TRAINER_ACCELERATOR") or None
+    value = get("TRAINER_ACCELERATOR")
+    if value and not _ACCELERATOR_RE.match(value):
+        raise UserError(f"TRAINER_ACCELERATOR={value!r} is not TYPE[:COUNT]: e.g. "
+                        "NVIDIA_TESLA_T4:1 (the submit scripts set it), or unset it")
+    return value or None
+
+
+def signal_at():
+    """TRAINER_SIGNAL_AT=WHERE:SIGNAL[,WHERE:SIGNAL] (tests, core/points.py):
+    {WHERE: signal number}, or {} when unset."""
+    raw = get("TRAINER_SIGNAL_AT")
+    out = {}
+    for item in filter(None, raw.split(",")):
+        where, _, sig = item.rpartition(":")
+        number = getattr(signal, "SIG" + sig.upper().removeprefix("SIG"), None)
+        if not where or not isinstance(number, int):
+            raise UserError(f"TRAINER_SIGNAL_AT={raw!r} is not WHERE:SIGNAL (a test "
+                            "setting, e.g. deflate:moved-aside:KILL): unset it")
+        out[where] = int(number)
+    return out
 
 
 def machine():
@@ -178,8 +236,15 @@ def wandb_project():
     return get("WANDB_PROJECT")
 
 
+WANDB_MODES = ("online", "offline", "disabled", "dryrun", "run", "shared")
+
+
 def wandb_mode():
-    return get("WANDB_MODE") or "online"
+    value = get("WANDB_MODE") or "online"
+    if value not in WANDB_MODES:
+        raise UserError(f"WANDB_MODE={value!r} is not one of W&B's modes: export "
+                        "WANDB_MODE=online (or offline, disabled), or unset it")
+    return value
 
 
 def wandb_key_secret():

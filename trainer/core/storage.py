@@ -25,9 +25,11 @@ files do). The tracker is a credential for that one upload: mode 0600.
 import base64
 import contextlib
 import errno
+import fcntl
 import hashlib
 import json
 import os
+import re
 import shutil
 import sys
 import tempfile
@@ -105,7 +107,8 @@ def _b64(digest):
 
 @contextlib.contextmanager
 def atomic_path(target):
-    """Yield a temporary path beside TARGET, renamed to TARGET on success."""
+    """Yield a temporary path beside TARGET, renamed to TARGET on success.
+    An OSError that names no file (a write) names TARGET."""
     with _beside(target) as tmp:
         try:
             yield tmp
@@ -115,22 +118,52 @@ def atomic_path(target):
                 raise UserError(f"no space left on the device while writing "
                                 f"{os.path.basename(target)}; the partial file was "
                                 "removed: free some space and run again") from None
+            if e.filename is None:
+                e.filename = target
             raise
 
 
 @contextlib.contextmanager
 def _beside(target):
-    """A temporary path beside TARGET, removed afterwards whatever happens."""
+    """A temporary path beside TARGET, removed afterwards whatever happens,
+    and locked while this process writes it: one that a killed run left
+    (SIGKILL, a power cut) is unlocked, and the next write of TARGET
+    removes it (_sweep)."""
     folder = os.path.dirname(os.path.abspath(target))
     os.makedirs(folder, exist_ok=True)
+    _sweep(folder, os.path.basename(target))
     fd, tmp = tempfile.mkstemp(dir=folder, prefix="." + os.path.basename(target) + ".")
-    os.close(fd)
     try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         os.chmod(tmp, 0o666 & ~_umask())    # as open() would have made it
         yield tmp
     finally:
+        os.close(fd)
         with contextlib.suppress(FileNotFoundError):
             os.remove(tmp)
+
+
+def _sweep(folder, name):
+    """Remove .NAME.XXXXXXXX files (mkstemp's) in FOLDER that no living
+    process holds: what runs killed while writing NAME left."""
+    pattern = re.compile(r"\." + re.escape(name) + r"\.[a-z0-9_]{8}")
+    try:
+        stale = [e.path for e in os.scandir(folder)
+                 if pattern.fullmatch(e.name) and e.is_file(follow_symlinks=False)]
+    except OSError:
+        return
+    for path in stale:
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+        except OSError:
+            continue
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            os.remove(path)
+        except OSError:
+            pass
+        finally:
+            os.close(fd)
 
 
 def _umask():
@@ -321,16 +354,49 @@ class Storage:
                 raise Conflict(uri)
         return local_stamp(loc.path)
 
+    def keep_copy(self, uri, stamp, copy_uri):
+        """Copy the object URI to COPY_URI in its bucket (no byte travels),
+        only while URI is still STAMP: else Conflict. Returns COPY_URI."""
+        from google.api_core.exceptions import NotFound, PreconditionFailed
+
+        loc, copy = parse_uri(uri), parse_uri(copy_uri)
+        bucket = self.gcs().bucket(loc.bucket)
+        with gcs.errors(f"copy {uri}"):
+            try:
+                bucket.copy_blob(bucket.blob(loc.path), bucket, copy.path,
+                                 if_source_generation_match=stamp, **self._calls())
+            except (NotFound, PreconditionFailed):
+                raise Conflict(uri) from None
+        return copy_uri
+
+    def restore_copy(self, copy_uri, uri, expect):
+        """COPY_URI back at URI, only while URI is still EXPECT (what this
+        run wrote there); True when restored."""
+        from google.api_core.exceptions import NotFound, PreconditionFailed
+
+        loc, copy = parse_uri(uri), parse_uri(copy_uri)
+        bucket = self.gcs().bucket(loc.bucket)
+        with gcs.errors(f"put back {uri}"):
+            try:
+                bucket.copy_blob(bucket.blob(copy.path), bucket, loc.path,
+                                 if_generation_match=expect, **self._calls())
+            except (NotFound, PreconditionFailed):
+                return False
+        return True
+
     def remove(self, uri, expect):
-        """Delete URI when it is still what stamp EXPECT says; True if deleted."""
+        """Delete URI when it is still what stamp EXPECT says (None: whatever
+        it is); True if deleted."""
         from google.api_core.exceptions import NotFound, PreconditionFailed
 
         loc = parse_uri(uri)
         if loc.scheme == "file":
-            if local_stamp(loc.path) != expect:
+            if expect is not None and local_stamp(loc.path) != expect:
                 return False
-            os.remove(loc.path)
-            return True
+            with contextlib.suppress(FileNotFoundError):
+                os.remove(loc.path)
+                return True
+            return False
         with gcs.errors(f"delete {uri}"):
             try:
                 self.gcs().bucket(loc.bucket).blob(loc.path).delete(

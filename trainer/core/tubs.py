@@ -1,23 +1,38 @@
-"""Read and check DonkeyCar tubs (Tub v2) without changing them.
+"""Read and check DonkeyCar tubs (Tub v2) without changing them (unless
+asked to mark bad records deleted).
 
     from trainer.core.tubs import inspect_tub
-    report = inspect_tub("data", image_size=(160, 120))
+    report = inspect_tub("data", image_size=(160, 120), depth=3)
 
 DonkeyCar's own Manifest reads the catalogs; we only look first for what its
 constructors would otherwise create (a missing manifest.json or images/
-folder) so that checking a tub never writes into it.
+folder) so that checking a tub never writes into it, and check manifest.json's
+values before DonkeyCar sizes anything by them.
+
+Every live record is checked where it is cheap: its labels (the manifest's
+float and int inputs, user/angle and user/throttle: finite numbers) and its
+frame, decoded in threads (FrameCheck: every block of every frame;
+make_tub_archive.sh decodes them while it packs, from the bytes it packs). A bad record is
+named with what is wrong; skip_bad marks such records deleted the way
+`donkey ui` does (manifest.json's deleted_indexes, written atomically), and
+never removes a file.
 """
 import contextlib
+import io
 import json
 import logging
+import math
 import os
 import re
-from dataclasses import asdict, dataclass, field
+import warnings
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 
 from PIL import Image
 
 from trainer.core import donkey
 from trainer.core.errors import UserError
+from trainer.core.storage import atomic_path
 
 
 @dataclass
@@ -29,13 +44,20 @@ class TubReport:
     sessions: list = field(default_factory=list)
     image_size: list = None          # [width, height] of the first frame
     warnings: list = field(default_factory=list)
+    skipped: list = field(default_factory=list)    # [(record, why)] marked deleted now
+    frames: dict = field(default_factory=dict, repr=False)   # {file name: record number}
 
     def as_dict(self):
-        return {k: v for k, v in asdict(self).items() if k != "warnings"}
+        """For archive.json and the card: what was found, not the working lists."""
+        return {"path": self.path, "records": self.records, "deleted": self.deleted,
+                "missing_images": self.missing_images, "sessions": list(self.sessions),
+                "image_size": list(self.image_size) if self.image_size else None}
 
     def line(self):
         size = "x".join(map(str, self.image_size)) if self.image_size else "-"
-        return (f"{self.path}: {self.records} records, {self.deleted} deleted, "
+        skipped = (f" (of them {len(self.skipped)} bad, marked deleted now: "
+                   f"{_listed(self.skipped)})" if self.skipped else "")
+        return (f"{self.path}: {self.records} records, {self.deleted} deleted{skipped}, "
                 f"{self.missing_images} missing images, images {size}, "
                 f"sessions {', '.join(self.sessions) or '-'}")
 
@@ -51,6 +73,19 @@ IMAGE_TYPES = ("image_array", "gray16_array", "image")
 # (car/telemetry.py); read by drive_report.sh, never packed into an archive.
 TELEMETRY = "telemetry.jsonl"
 MAX_MANIFEST_LINE = 64 * 2**20       # manifest.json: deleted_indexes of a long tub
+FRAME = "cam/image_array"            # the frame DonkeyCar trains on
+# Labels every model type trains on; with the manifest's other float and int
+# inputs, each must be a finite number in every live record.
+LABELS = ("user/angle", "user/throttle")
+NUMBER_TYPES = ("float", "int")
+# A camera frame is a few hundred pixels a side; a header claiming more than
+# this is damage or a bomb, refused before it is decoded.
+MAX_FRAME_PIXELS = 4096 * 4096
+# Such a header is refused by MAX_FRAME_PIXELS before it is decoded: Pillow's
+# warning about it would only stand before the one line that says so.
+warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)
+SKIP_HINT = ("skip them with make_tub_archive.sh --skip-bad (marked deleted in the "
+             "tub's manifest.json, as donkey ui does; no file is removed), or fix them")
 
 
 def is_tub(path):
@@ -114,10 +149,11 @@ def read_records(path):
         if os.path.isdir(path) and is_legacy_tub(path):
             raise _legacy(path)
         raise _no_manifest(path)
+    check_manifest(path)            # before DonkeyCar sizes anything by it
     recorded = _recorded(path)
     if recorded == 0:               # DonkeyCar cannot open a never-written catalog
         return [], 0
-    _check_recorded(path, recorded)  # before DonkeyCar sizes anything by it
+    _check_recorded(path, recorded)
     donkey.quiet()
     from donkeycar.parts.datastore_v2 import Manifest
     try:
@@ -131,11 +167,63 @@ def read_records(path):
             records = list(manifest)
         deleted = sum(1 for i in manifest.deleted_indexes
                       if isinstance(i, int) and 0 <= i < manifest.current_index)
+    except (ValueError, OSError):       # a line that is not UTF-8, a catalog gone
+        records = None
     finally:
         manifest.close()
-    if len(records) != expected:
-        raise UserError(_damage(path, manifest.catalog_paths, expected, len(records)))
+    if records is None or len(records) != expected \
+            or not all(isinstance(r, dict) for r in records):
+        raise UserError(_damage(path, manifest.catalog_paths, expected,
+                                len(records or [])))
     return records, deleted
+
+
+def _manifest_says(path, what):
+    return UserError(f"tub {path}: manifest.json {what}; the tub is damaged: copy it "
+                     "again from the car (or restore manifest.json from a backup)")
+
+
+def check_manifest(path):
+    """manifest.json's values, as DonkeyCar will use them: five JSON lines,
+    the inputs and their types as lists of names, current_index a count,
+    deleted_indexes record numbers below it (at most all of them)."""
+    try:
+        with open(os.path.join(path, "manifest.json"), "rb") as f:
+            raw = [f.readline(MAX_MANIFEST_LINE) for _ in range(5)]
+        lines = [json.loads(r.decode("utf-8")) for r in raw]
+    except UnicodeDecodeError:
+        raise _manifest_says(path, "is not UTF-8 text") from None
+    except (ValueError, RecursionError):
+        raise _manifest_says(path, "is not five lines of JSON, as DonkeyCar writes "
+                             "it") from None
+    inputs, types, meta = lines[0], lines[1], lines[4]
+    if not (isinstance(inputs, list) and isinstance(types, list)
+            and all(isinstance(x, str) for x in inputs + types) and len(inputs) == len(types)):
+        raise _manifest_says(path, "does not list the inputs and their types (its "
+                             "first two lines)")
+    if not isinstance(meta, dict):
+        raise _manifest_says(path, "has no catalog metadata (its fifth line)")
+    index = meta.get("current_index")
+    if not _count(index):
+        raise _manifest_says(path, f"says current_index is {_shown(index)}, not a "
+                             "count of records")
+    deleted = meta.get("deleted_indexes", [])
+    if not isinstance(deleted, list) or not all(_count(i) for i in deleted):
+        raise _manifest_says(path, f"has deleted_indexes {_shown(deleted)}, not a list "
+                             "of record numbers")
+    out = sorted(i for i in set(deleted) if i >= index)
+    if out:
+        raise _manifest_says(path, f"marks record {out[0]} deleted, but the tub has "
+                             f"only {index} records (0 to {index - 1})")
+
+
+def _count(value):
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def _shown(value):
+    text = json.dumps(value) if not isinstance(value, str) else repr(value)
+    return text if len(text) <= 40 else text[:40] + "..."
 
 
 @contextlib.contextmanager
@@ -273,58 +361,265 @@ def _images(images, shown):
 
 
 def _damage(path, catalogs, expected, found):
-    """Say where a catalog disagrees with its manifest."""
+    """Say where a catalog disagrees with its manifest: the first line that
+    is not a record (not UTF-8, not JSON, or JSON but not an object)."""
     for name in catalogs:
-        with open(os.path.join(path, name), encoding="utf-8", errors="replace") as f:
-            for number, line in enumerate(f, 1):
+        catalog = os.path.join(path, name)
+        if not os.path.isfile(catalog):
+            return (f"tub {path}: {name} is missing; the tub was copied incompletely: "
+                    "copy it again from the car")
+        with open(catalog, "rb") as f:
+            for number, raw in enumerate(f, 1):
                 try:
-                    json.loads(line)
-                except ValueError:
-                    return (f"tub {path}: {name} line {number} is not a valid "
-                            "record (a corrupt catalog line); delete that line, "
-                            "or copy the tub again from the car")
+                    record = json.loads(raw.decode("utf-8"))
+                except (ValueError, RecursionError):
+                    record = ValueError
+                if not isinstance(record, dict):
+                    what = "not a valid record (a corrupt catalog line)" \
+                        if record is ValueError else f"{_shown(record)}, not a record"
+                    return (f"tub {path}: {name} line {number} is {what}; delete "
+                            "that line, or copy the tub again from the car")
     return (f"tub {path}: manifest.json counts {expected} live records but the "
             f"catalogs hold {found}; the tub is damaged: copy it again from the "
             "car")
 
 
-def inspect_tub(path, image_size=None, display_path=None):
+def inspect_tub(path, image_size=None, display_path=None, depth=None, frames=True,
+                skip_bad=False, hint=SKIP_HINT):
     """Check the tub at PATH and return a TubReport.
 
     image_size: the config's (IMAGE_W, IMAGE_H); frames of another size get
     a warning (DonkeyCar resizes them, at a cost in time and sharpness).
-    Raises UserError for an empty or damaged tub or live records without
-    images.
+    depth: the config's IMAGE_DEPTH (3: every frame must decode to RGB).
+    frames: decode every live frame here (make_tub_archive decodes them
+    while it packs instead: FrameCheck). Raises UserError for an empty or
+    damaged tub, live records without images, and bad records (HINT says
+    what to do); with SKIP_BAD, bad records are marked deleted instead.
     """
     shown = display_path or path
     check_tub_paths(path, shown)
     records, deleted = read_records(path)
-    report = TubReport(path=shown, records=len(records), deleted=deleted)
     if not records:
         raise UserError(f"tub {shown} has no live records: drive a few laps to "
                         "record some, or leave it out")
     images = os.path.join(path, "images")
     files, links = _images(images, shown)
-    linked = next((r.get("cam/image_array") for r in records
-                   if r.get("cam/image_array") in links), None)
+    linked = next((r.get(FRAME) for r in records if r.get(FRAME) in links), None)
     if linked:
         raise UserError(f"tub {shown}: images/{linked} is a link, which is never packed "
                         "or read: copy the frame itself into the tub")
-    missing = [r.get("cam/image_array") for r in records
-               if r.get("cam/image_array") not in files]
-    report.missing_images = len(missing)
-    report.sessions = sorted({r.get("_session_id") for r in records
-                              if r.get("_session_id")})
-    if missing:
+    numbers = live_numbers(path, records)
+    bad = bad_labels(path, records, numbers)
+    missing = [(n, r.get(FRAME)) for n, r in zip(numbers, records) if r.get(FRAME) not in files]
+    if missing and not skip_bad:
         raise UserError(f"tub {shown}: {len(missing)} live records have no image "
-                        f"(first: images/{missing[0]}); mark them deleted in the tub "
+                        f"(first: images/{missing[0][1]}); mark them deleted in the tub "
                         "manager of 'donkey ui', or restore the images")
-    with Image.open(os.path.join(images, records[0]["cam/image_array"])) as im:
-        report.image_size = list(im.size)
-    if image_size and tuple(report.image_size) != tuple(image_size):
+    bad.update({n: f"images/{name} is missing" for n, name in missing})
+    if frames or bad:                   # bad labels: the frames too, to name them all
+        check = FrameCheck(depth)
+        for n, r in zip(numbers, records):
+            if n not in bad:
+                check.add_file(n, os.path.join(images, r[FRAME]), r[FRAME])
+        bad.update(check.bad())
+    skipped = []
+    if bad and not skip_bad:
+        raise UserError(bad_message(shown, bad, hint))
+    if bad:
+        mark_deleted(path, sorted(bad))
+        skipped = sorted(bad.items())
+        records, deleted = read_records(path)
+        if not records:
+            raise UserError(f"tub {shown} has no good records: every live record was "
+                            f"bad ({_listed(skipped)}); record it again")
+    report = TubReport(path=shown, records=len(records), deleted=deleted, skipped=skipped)
+    report.frames = {r[FRAME]: n for n, r in zip(live_numbers(path, records), records)}
+    report.sessions = sorted({r.get("_session_id") for r in records
+                              if isinstance(r.get("_session_id"), str)})
+    report.image_size = _first_size(os.path.join(images, records[0][FRAME]))
+    if image_size and report.image_size and tuple(report.image_size) != tuple(image_size):
         w, h = image_size
         report.warnings.append(
             f"tub {shown}: frames are {report.image_size[0]}x{report.image_size[1]} "
             f"but the config says IMAGE_W={w}, IMAGE_H={h}; DonkeyCar will resize "
             "every frame (set IMAGE_W/IMAGE_H in myconfig.py to match the camera)")
     return report
+
+
+def _first_size(path):
+    """[width, height] from a frame's header, or None when it has none."""
+    try:
+        with Image.open(path) as im:
+            return list(im.size)
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError):
+        return None
+
+
+def live_numbers(path, records):
+    """The record number (DonkeyCar's index: its place in the catalogs, the
+    number donkey ui deletes by) of each live record read_records() gave."""
+    found = _metadata(path)
+    deleted = set(found[2].get("deleted_indexes") or []) if found else set()
+    numbers, i = [], 0
+    while len(numbers) < len(records):
+        if i not in deleted:
+            numbers.append(i)
+        i += 1
+    return numbers
+
+
+def bad_labels(path, records, numbers):
+    """{record number: what is wrong} for records whose labels are not
+    finite numbers (NaN, Infinity, text, null, missing) or whose frame is
+    not named: DonkeyCar's training would crash on them, far away."""
+    found = _metadata(path)
+    inputs, types = (found[0], found[1]) if found else ([], [])
+    keys = list(dict.fromkeys([*LABELS, *(k for k, t in zip(inputs, types)
+                                          if t in NUMBER_TYPES)]))
+    bad = {}
+    for n, r in zip(numbers, records):
+        why = next(filter(None, (_not_a_number(r, k) for k in keys)), None)
+        if why is None and not isinstance(r.get(FRAME), str):
+            why = f"has no {FRAME}" if r.get(FRAME) is None else \
+                f"{FRAME} is {_shown(r.get(FRAME))}, not a file name"
+        if why:
+            bad[n] = why
+    return bad
+
+
+def _not_a_number(record, key):
+    if key not in record:
+        return f"has no {key}"
+    value = record[key]
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return f"{key} is {_shown(value)}, not a number"
+    if not math.isfinite(value):
+        return f"{key} is {value!r}".replace("nan", "NaN").replace("inf", "Infinity")
+    return None
+
+
+def bad_message(shown, bad, hint=SKIP_HINT):
+    items = sorted(bad.items())
+    return (f"tub {shown}: {len(items)} bad record{'s' if len(items) > 1 else ''}: "
+            f"{_listed(items)}; {hint}")
+
+
+def _listed(items, limit=5):
+    text = ", ".join(f"{n} ({why})" for n, why in items[:limit])
+    return text + (f" and {len(items) - limit} more" if len(items) > limit else "")
+
+
+def mark_deleted(path, numbers):
+    """Add NUMBERS to manifest.json's deleted_indexes, as donkey ui's tub
+    manager does (DonkeyCar's format, the other lines as they are); written
+    to a temporary file, on the disk, then renamed over the old one, so a
+    power cut leaves the old manifest or the new."""
+    manifest = os.path.join(path, "manifest.json")
+    with open(manifest, "rb") as f:
+        lines = f.read().split(b"\n")
+    meta = json.loads(lines[4])
+    meta["deleted_indexes"] = sorted(set(meta.get("deleted_indexes") or []) | set(numbers))
+    lines[4] = json.dumps(meta).encode()
+    with atomic_path(manifest) as tmp, open(tmp, "wb") as f:
+        f.write(b"\n".join(lines))
+        f.flush()
+        os.fsync(f.fileno())
+
+
+class FrameCheck:
+    """Frames decoded in threads while the caller goes on:
+
+        check = FrameCheck(depth=3)
+        check.add(7, data, "7_cam_image_array_.jpg")    # bytes already read (packing)
+        check.add_file(8, path, "8_cam_image_array_.jpg")
+        check.bad()            # {record number: what is wrong}, once all are decoded
+
+    A JPEG frame is decoded by libjpeg at 1/8 scale (Image.draft): every
+    byte of its entropy-coded data is read and every block decoded, as a
+    full decode reads them, so an empty, truncated or cut frame fails here
+    as it would fail in training; only the last step, the inverse DCT, is
+    done small (a fifth less CPU on a 160x120 tub). Other formats are
+    decoded whole. Pillow releases the GIL while it decodes: the threads
+    run beside the caller. At most BACKLOG batches wait,
+    so memory stays bounded however far the caller is ahead."""
+
+    BATCH, BACKLOG = 64, 16
+
+    def __init__(self, depth=None, workers=None):
+        self.depth = depth
+        self._pool = ThreadPoolExecutor(workers or min(4, os.cpu_count() or 1))
+        self._batch, self._futures, self._bad = [], [], {}
+
+    def add(self, number, data, name):
+        self._queue((number, data, name))
+
+    def add_file(self, number, path, name):
+        self._queue((number, path, name))
+
+    def _queue(self, item):
+        self._batch.append(item)
+        if len(self._batch) >= self.BATCH:
+            self._flush()
+
+    def _flush(self):
+        if self._batch:
+            self._futures.append(self._pool.submit(self._decode_all, self._batch))
+            self._batch = []
+        while len(self._futures) > self.BACKLOG:
+            self._bad.update(self._futures.pop(0).result())
+
+    def bad(self):
+        try:
+            self._flush()
+            for future in self._futures:
+                self._bad.update(future.result())
+            self._futures = []
+        finally:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+        return self._bad
+
+    def close(self):
+        """Stop (the caller failed): nothing more is decoded."""
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+    def _decode_all(self, batch):
+        out = {}
+        for number, source, name in batch:
+            why = frame_problem(source, name, self.depth)
+            if why:
+                out[number] = why
+        return out
+
+
+def frame_problem(source, name, depth=None):
+    """What is wrong with the frame in SOURCE (bytes, or a path) named NAME,
+    or None when it decodes as training will read it."""
+    shown = f"images/{name}"
+    try:
+        if isinstance(source, (bytes, bytearray)):
+            if not source:
+                return f"{shown} is empty"
+            stream = io.BytesIO(source)
+        else:
+            if os.path.getsize(source) == 0:
+                return f"{shown} is empty"
+            stream = source
+        with Image.open(stream) as im:
+            w, h = im.size
+            if w * h > MAX_FRAME_PIXELS:
+                return f"{shown} is {w}x{h} pixels, larger than any camera frame"
+            im.draft(im.mode, (max(1, w // 8), max(1, h // 8)))   # see FrameCheck
+            im.load()
+            mode = im.mode
+    except Image.DecompressionBombError as e:    # Pillow's own limit, above ours
+        found = re.search(r"\((\d+) pixels\)", str(e))
+        return (f"{shown} is {found.group(1) if found else 'so many'} pixels, larger than "
+                "any camera frame")
+    except (OSError, ValueError, SyntaxError, EOFError) as e:
+        what = "truncated" if "truncated" in str(e).lower() else "not an image"
+        return f"{shown} is {what}"
+    if depth == 3 and mode != "RGB":
+        return f"{shown} is {mode}, not the RGB of IMAGE_DEPTH=3"
+    if depth == 1 and mode not in ("L", "RGB"):
+        return f"{shown} is {mode}, not gray or RGB"
+    return None

@@ -11,8 +11,8 @@ Python, so threads would take turns on the GIL, and a process overlaps them
     job.stop()                # in a finally: a child still running is ended
 
 The child is forked before TensorFlow loads (spawned where fork is missing),
-ignores Ctrl-C (the parent handles it, then stops the child), and sends back
-FN's return value or its exception.
+ignores Ctrl-C, SIGTERM and SIGHUP (the parent handles them, then stops the
+child), and sends back FN's return value or its exception.
 
 removing() deletes folders in a thread while a block runs: deleting thousands
 of frames mostly waits on the disk (seconds, once they were written back), and
@@ -24,9 +24,9 @@ a thread waiting there leaves the GIL to the block.
 import contextlib
 import multiprocessing
 import shutil
-import signal
 import threading
 
+from trainer.core import interrupts
 from trainer.core.errors import UserError
 
 
@@ -36,7 +36,7 @@ def _context():
 
 
 def _child(send, fn, args):
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    interrupts.ignore_in_child()
     try:
         outcome = ("ok", fn(*args))
     except Exception as e:        # sent back and raised in the parent
@@ -71,9 +71,11 @@ class Background:
         return value
 
     def stop(self):
-        """End the child if it still runs (after Ctrl-C or a failure here)."""
+        """End the child if it still runs (after Ctrl-C or a failure here):
+        SIGKILL, since it ignores the others; what it wrote is in the
+        parent's scratch folder, which the parent removes."""
         if self._proc.is_alive():
-            self._proc.terminate()
+            self._proc.kill()
         self._proc.join()
         self._recv.close()
 

@@ -17,14 +17,17 @@ import tempfile
 
 from PIL import Image
 
-from trainer.core import bucket, console, donkey, gcs, modeltypes, settings
+from trainer.core import (bucket, console, donkey, gcs, interrupts, modeltypes, scratch,
+                          settings)
 from trainer.core.archive import extract, layout
-from trainer.core.config import load_car_config
-from trainer.core.errors import UserError, run_main
-from trainer.core.flags import default_output, movie_args
+from trainer.core.config import MOVIE_KEYS, check_values, load_car_config
+from trainer.core.errors import UserError, os_error, run_main
+from trainer.core.flags import MOVIE, default_output, movie_args
+from trainer.core.interrupts import Interrupted
 from trainer.core.names import MODEL_STEM
 from trainer.core.storage import Storage, join, parse_uri
-from trainer.core.tubs import read_records
+from trainer.core.tubs import FRAME, FrameCheck, bad_labels, bad_message, live_numbers, \
+    read_records
 from trainer.job.export import check_input_size, trust_model_code
 
 SALIENT_TYPES = ("linear", "categorical")
@@ -52,6 +55,10 @@ def count_frames(path):
 
 def make_movie(args, storage, say=print):
     check_moviepy()
+    out = parse_uri(args.output)
+    if out.scheme == "file" and os.path.isdir(out.path):
+        raise UserError(f"{args.output} is a folder: give -o the movie's file name, e.g. "
+                        f"-o {os.path.join(out.path, 'pilot-wip' + MOVIE)}")
     if not args.force and storage.exists(args.output):
         raise UserError(f"{args.output} already exists: pass -f to replace it, or "
                         "-o another name")
@@ -67,6 +74,7 @@ def _make(args, storage, work, say):
     root = extract(archive, os.path.join(work, "car"))
     config_path, tubs = layout(root, parse_uri(args.archive).name)
     cfg = load_car_config(os.path.dirname(config_path))
+    check_values(cfg, car_dir=os.path.dirname(config_path), keys=MOVIE_KEYS)
     model_type = modeltypes.base(args.type or cfg.DEFAULT_MODEL_TYPE)   # the .h5's type
     salient = not args.plain
     if salient and model_type not in SALIENT_TYPES:
@@ -78,6 +86,7 @@ def _make(args, storage, work, say):
     if not 0 <= args.start < end <= records:
         raise UserError(f"frames {args.start} to {end} are outside the tub's {records} "
                         f"records: give 0 <= -s START < -e END <= {records}")
+    check_records(tubs[0], live, max(args.start - 1, 0), end, cfg)
     model = storage.fetch(args.model, os.path.join(work, "download"), what="model")
     _check_model(model, model_type, cfg)
     resized = frames_as_trained(tubs[0], live[max(args.start - 1, 0):end], cfg)
@@ -108,10 +117,50 @@ def _make(args, storage, work, say):
     if frames != expected:
         raise UserError(f"DonkeyCar's makemovie wrote {frames} frames, expected "
                         f"{expected}: check the messages above")
-    storage.put(out, args.output)
+    try:
+        storage.put(out, args.output)
+    except BaseException as e:
+        raise _kept(e, out, args.output) from None
     say(f"wrote {args.output}: {frames} frames (records {first} to {end - 1}) at "
         f"{cfg.DRIVE_LOOP_HZ} fps{'' if salient else ', no salient map'}")
     return frames
+
+
+def check_records(tub, live, first, end, cfg):
+    """The records the movie draws (FIRST to END of the live ones): labels
+    and frames that DonkeyCar's makemovie would crash on, named in one line."""
+    numbers = live_numbers(tub, live)[first:end]
+    chosen = live[first:end]
+    bad = bad_labels(tub, chosen, numbers)
+    check = FrameCheck(cfg.IMAGE_DEPTH)
+    for n, r in zip(numbers, chosen):
+        if n not in bad:
+            check.add_file(n, os.path.join(tub, "images", r[FRAME]), r[FRAME])
+    bad.update(check.bad())
+    if bad:
+        raise UserError(bad_message(os.path.basename(tub), bad, BAD_HINT))
+
+
+BAD_HINT = ("no movie was made: make the archive again with make_tub_archive.sh "
+            "--skip-bad (marks them deleted in the tub), fix them, or choose other "
+            "frames with -s/-e")
+
+
+def _kept(error, movie, output):
+    """The movie made, but not written to OUTPUT: kept where the last line says."""
+    name = parse_uri(output).name
+    try:
+        kept = scratch.keep(movie, os.path.splitext(name)[0], name)
+    except OSError:
+        return error
+    where = f"the movie is kept as {kept}: copy it from there"
+    if isinstance(error, KeyboardInterrupt):
+        return Interrupted(interrupts.signum_of(error), kept=where)
+    if isinstance(error, UserError):
+        return UserError(f"{error}; {where}")
+    if isinstance(error, OSError):
+        return UserError(f"{os_error(error)}; {where}")
+    return error
 
 
 # DonkeyCar draws the user's steering and throttle as a green bar, the

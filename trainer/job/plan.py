@@ -12,18 +12,20 @@ import contextlib
 import time
 from dataclasses import dataclass, field
 
-from trainer.core import bucket
+from trainer.core import bucket, points
 
 
 class Steps:
     """Wall seconds per step, for the card (and make bench):
-    with plan.steps("train"): ..."""
+    with plan.steps("train"): ...
+    Each step's start is a named moment (core/points.py): step:train."""
 
     def __init__(self):
         self.seconds = {}
 
     @contextlib.contextmanager
     def __call__(self, name):
+        points.point(f"step:{name}")
         t = time.time()
         try:
             yield

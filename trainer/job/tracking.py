@@ -36,8 +36,10 @@ def project():
 
 
 def check():
-    """With WANDB_PROJECT set, wandb must import: one line before any work."""
+    """With WANDB_PROJECT set, wandb must import and WANDB_MODE be one of
+    its modes: one line before any work."""
     if project():
+        settings.wandb_mode()
         _wandb()
 
 

@@ -19,12 +19,14 @@ import tempfile
 import time
 import traceback
 
-from trainer.core import console, donkey, donkeysource, modeldb, modeltypes, settings
+from trainer.core import (console, donkey, donkeysource, interrupts, modeldb, modeltypes,
+                          scratch, settings)
 from trainer.core.archive import extract, layout
 from trainer.core.bucket import (CARD, FORMATS, FRAMES, H5, LOSS_PLOT, ONNX,
                                  PREDICTION_PLOT, TFLITE, claim, publish)
-from trainer.core.config import load_car_config, parse_overrides
-from trainer.core.errors import UserError, warn
+from trainer.core.config import check_values, load_car_config, parse_overrides
+from trainer.core.errors import UserError, os_error, warn
+from trainer.core.interrupts import Interrupted
 from trainer.core.storage import atomic_path, parse_uri, sha256
 from trainer.core.tubs import inspect_tub, read_records
 from trainer.job import card, restarts, tracking, variants, verdict
@@ -34,6 +36,10 @@ from trainer.job.export import check_input_size, export_onnx, export_tflite
 from trainer.job.plots import loss_plot, prediction_plot
 
 log = logging.getLogger("trainer")
+# What to do about a bad record (tubs.inspect_tub) in an archive: training
+# never changes the tubs it is given.
+BAD_HINT = ("nothing was trained: make the archive again with make_tub_archive.sh "
+            "--skip-bad (marks them deleted in the tub), or fix them")
 
 
 def extract_all(jobs):
@@ -102,6 +108,7 @@ def _run(plan, storage):
     plan.results.gpus = donkey.gpus()
     plan.say(describe_device(plan.results.gpus))
     plan.cfg = cfg = load_car_config(plan.car, plan.overrides)
+    check_values(cfg, plan.overrides, plan.car)     # before Keras meets them
     if not sys.stdout.isatty() and "VERBOSE_TRAIN" not in parse_overrides(plan.overrides):
         cfg.VERBOSE_TRAIN = 2       # a log (the cloud, a file): one line per epoch
     where = "--type" if plan.type_given else "the config's DEFAULT_MODEL_TYPE"
@@ -123,7 +130,8 @@ def _check_tubs(plan):
             records = read_records(path)[0]
             modeltypes.check_inputs(plan.model_type, records[0] if records else {}, shown)
             report = inspect_tub(path, (plan.cfg.IMAGE_W, plan.cfg.IMAGE_H),
-                                 display_path=shown)
+                                 display_path=shown, depth=plan.cfg.IMAGE_DEPTH,
+                                 hint=BAD_HINT)
             for w in report.warnings:
                 log.warning(w)
             plan.say(report.line())
@@ -168,7 +176,7 @@ def _train_and_publish(plan, storage, tracker, evaluation, extracted):
                             local[PREDICTION_PLOT], plan.results.frames["source"])
         written = card.build(plan, variants.table(plan))
         tracker.results(written)
-        with plan.steps("publish"):
+        with keeping(plan, local):
             written["seconds"]["total"] = round(time.time() - plan.start, 1)
             write_frames(local[FRAMES], images, {   # the variants published: their own
                 fmt: found for fmt, found in plan.results.predictions.items()
@@ -176,8 +184,8 @@ def _train_and_publish(plan, storage, tracker, evaluation, extracted):
                 and os.path.isfile(local[FORMATS[fmt]])})
             card.write(local[CARD], written, [p for s, p in local.items()
                                               if s != CARD and os.path.isfile(p)])
-            publish(storage, local, plan.outputs,   # the card last; never over another run
-                    record=restarts.recorder(storage))
+            with plan.steps("publish"):     # the card last; never over another run
+                publish(storage, local, plan.outputs, record=restarts.recorder(storage))
     tracker.model(plan, written)
     parity = plan.results.parity
     plan.say(f"model {plan.name}: best val_loss {written['best_val_loss']:.4f} at epoch "
@@ -190,6 +198,38 @@ def _train_and_publish(plan, storage, tracker, evaluation, extracted):
     _list_here(plan, written)
     _conclude(plan, written)
     return written
+
+
+@contextlib.contextmanager
+def keeping(plan, local):
+    """A trained model whose publishing fails (a full or read-only disk, the
+    network, another run, a signal) is not thrown away with the scratch
+    folder: its files move to a folder that outlives the run, which the
+    last line names."""
+    try:
+        yield
+    except BaseException as e:
+        if getattr(e, "finished", False):     # the signal waited for the last move in
+            raise Interrupted(interrupts.signum_of(e), kept=f"{plan.name} was published "
+                              f"to {plan.output} first") from None
+        out = os.path.dirname(local[CARD])
+        with contextlib.suppress(OSError):      # DonkeyCar's list in scratch, not a model file
+            os.remove(os.path.join(out, modeldb.FILE))
+        try:
+            kept = scratch.keep(out, plan.name)
+        except OSError:
+            raise e from None
+        cp = "gcloud storage cp" if plan.output.startswith("gs://") else "cp"
+        where = (f"the trained model is kept in {kept}: copy its files from there "
+                 f"({cp} {kept}/* {plan.output.rstrip('/')}/ once that works)")
+        if isinstance(e, KeyboardInterrupt):
+            raise Interrupted(interrupts.signum_of(e), kept=f"nothing was published; "
+                              f"{where}") from None
+        if isinstance(e, UserError):
+            raise UserError(f"{e}; {where}") from None
+        if isinstance(e, OSError):
+            raise UserError(f"{os_error(e)}; {where}") from None
+        raise
 
 
 def _list_here(plan, written):
@@ -208,6 +248,9 @@ def _list_here(plan, written):
                                "Transfer": plan.transfer, "Comment": "robocar-trainer"})
     except UserError as e:              # the model is written; only the list is not
         warn(f"{plan.name} was not listed: {e}")
+        return
+    except OSError as e:
+        warn(f"{plan.name} was not listed: {os_error(e)}")
         return
     plan.say(f"listed {plan.name} in {modeldb.path_of(cfg)} (donkey models lists it)")
 
@@ -381,6 +424,11 @@ def _train(plan, transfer):
             raise _unknown_type(plan.model_type, e) from None
         if _in_tflite_conversion(e):
             raise export_failed(plan.model_type, "DonkeyCar's .tflite converter", e) from None
+        if "Negative dimension size" in str(e):     # Keras: the frame is too small
+            raise UserError(f"frames of IMAGE_W={cfg.IMAGE_W} x IMAGE_H={cfg.IMAGE_H} "
+                            f"(less any ROI_CROP) are too small for the layers of a "
+                            f"{plan.model_type} model: use the camera's size, e.g. "
+                            "IMAGE_W = 160, IMAGE_H = 120") from None
         raise
     except AssertionError as e:
         if "validation" in str(e):
