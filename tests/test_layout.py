@@ -116,6 +116,16 @@ def test_the_car_imports_no_tensorflow_when_it_loads():
     assert out.strip() == "[]"
 
 
+def test_the_light_installs_scripts_load_without_numpy_or_pillow():
+    """The bucket, cloud and download scripts run on the car's light install
+    (errors.LIGHT): the verbs' module loads none of DonkeyCar's packages."""
+    code = ("import sys, trainer.client.cli; print(sorted({m.split('.')[0] for m in "
+            "sys.modules} & {'numpy', 'PIL', 'donkeycar', 'cv2'}))")
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True,
+                         text=True, check=True).stdout
+    assert out.strip() == "[]"
+
+
 def test_the_training_job_starts_without_matplotlib():
     """import trainer.task stays light: matplotlib loads when a plot is drawn."""
     code = "import sys, trainer.task; print('matplotlib' in sys.modules)"
@@ -183,9 +193,10 @@ def lazy_imports(tree):
             if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("trainer")]
 
 
-# Lazy on purpose: the archive verbs need DonkeyCar's packages (numpy,
-# Pillow), which the light install on a car may lack (see test_light_install).
-LAZY_ON_PURPOSE = {"client.cli": ["cmd_archive", "cmd_deflate"]}
+# Lazy on purpose: the archive verbs and drive.sh need DonkeyCar's packages
+# (numpy, Pillow), which the light install on a car may lack (see
+# test_light_install and the test below).
+LAZY_ON_PURPOSE = {"client.cli": ["cmd_archive", "cmd_deflate", "cmd_drive"]}
 
 
 @pytest.mark.parametrize("name", sorted(MODULES))

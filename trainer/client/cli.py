@@ -23,7 +23,6 @@ import os
 import sys
 
 from trainer.car import check as car_check
-from trainer.car import launcher
 from trainer.client import image, jobs, submit
 from trainer.core import bucket, donkey, flags, gcs, generations, names, settings
 from trainer.core.errors import ArgumentParser, UserError, run_main, warn
@@ -126,6 +125,7 @@ def cmd_drive(args):
     fmt = car_format(args.format, "--format") or (bucket.format_of(args.model)
                                                    if args.model else None)
     models, name = model_here(args.model, "drive.sh")
+    from trainer.car import launcher     # DonkeyCar's parts: not for the light install
     launcher.drive(name, models, fmt, args.manage)
 
 
