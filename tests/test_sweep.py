@@ -90,6 +90,8 @@ def test_dry_run_shows_six_bodies_and_what_they_cost(car, run, idle_vertex):
     (("--sweep", "lr=1,2"), r"--sweep lr=1,2: expected KEY=V1,V2 with an upper-case"),
     (("--sweep", "MAX_EPOCHS=3"), r"a sweep needs at least two runs"),
     (("--sweep", "MAX_EPOCHS=3,4", "-c", "MAX_EPOCHS=5"), r"MAX_EPOCHS is given twice"),
+    (("--sweep", "MAX_EPOCHS=10,0"), r"--sweep MAX_EPOCHS=0: MAX_EPOCHS must be a whole "
+     r"number of 1 or more"),
     (("--type", "linear,categorical", "--parallel", "0"), r"--parallel 0: give how many"),
 ])
 def test_what_cannot_be_swept_is_refused_before_anything_is_sent(car, run, idle_vertex,
@@ -222,8 +224,8 @@ def test_six_jobs_at_most_two_at_once_one_fails_five_are_compared(car, run, vert
 def test_a_local_sweep_runs_one_after_the_other_and_a_failed_run_stops_nothing(
         car, run, tmp_path):
     """local_train.sh with lists: two runs, the second fails on its own
-    (no epoch to train), the first is compared; its card and W&B run
-    (offline) carry the sweep id, the W&B run as its group."""
+    (its crop leaves nothing of the frame), the first is compared; its card
+    and W&B run (offline) carry the sweep id, the W&B run as its group."""
     write_synth_tub(car / "data", records=200)
     assert run("make_tub_archive.sh").returncode == 0
     wandb = {name: str(tmp_path / name.lower()) for name in ("WANDB_DIR", "WANDB_DATA_DIR",
@@ -231,24 +233,28 @@ def test_a_local_sweep_runs_one_after_the_other_and_a_failed_run_stops_nothing(
                                                              "WANDB_CONFIG_DIR")}
     for folder in wandb.values():                   # W&B offline, nothing in HOME
         os.makedirs(folder)
-    r = run("local_train.sh", "--type", "linear", "--sweep", "MAX_EPOCHS=1,0",
+    r = run("local_train.sh", "--type", "linear", "--sweep", "ROI_CROP_TOP=10,120", "-c",
+            "TRANSFORMATIONS=['CROP']",
             env=script_env(WANDB_MODE="offline", WANDB_PROJECT="p", **wandb), timeout=1800)
     assert r.returncode == 1, r.stdout[-4000:] + r.stderr[-4000:]
     sweep = re.search(r"^sweep (sw\d{8}-\d{6}): 2 runs of wip\.tgz, one after the other",
                       r.stdout, re.M).group(1)
-    ok, bad = (f"pilot-wip-{sweep}-linear-ep{n}" for n in (1, 0))
+    ok, bad = re.findall(r"^-- run \d/2: (\S+)", r.stdout, re.M)
+    assert ok.startswith(f"pilot-wip-{sweep}-linear-") and ok.endswith("10"), ok
     assert r.stdout.index(f"-- run 1/2: {ok}") < r.stdout.index(f"-- run 2/2: {bad}")
-    assert f"run 2 ({bad}) failed: training saved no model: no epoch ran" in r.stdout
+    assert f"run 2 ({bad}) failed: -c ROI_CROP_TOP=120: ROI_CROP_TOP + ROI_CROP_BOTTOM" \
+        in r.stdout
     card = json.loads((car / "models" / f"{ok}.json").read_text())
     assert card["sweep"] == sweep and card["wandb"]["group"] == sweep
-    assert card["config"]["MAX_EPOCHS"] == 1
+    assert card["config"]["ROI_CROP_TOP"] == 10
     assert not (car / "models" / f"{bad}.json").exists()
     assert re.search(rf"^1 +{ok} +linear", r.stdout, re.M)
     assert (car / f"{sweep}.html").is_file()
     assert one_line_error(r) == (
-        f"local_train.sh: 1 of 2 runs failed (run 2, {bad}: training saved no model: no "
-        "epoch ran or improved val_loss (MAX_EPOCHS=0): give MAX_EPOCHS of 1 or more, and "
-        f"check the tub's labels); the other run is compared in {sweep}.html")
+        f"local_train.sh: 1 of 2 runs failed (run 2, {bad}: -c ROI_CROP_TOP=120: "
+        "ROI_CROP_TOP + ROI_CROP_BOTTOM (120 + 0) leave nothing of the 120 pixels of "
+        "IMAGE_H for CROP: crop less, e.g. ROI_CROP_TOP = 40); the other run is compared "
+        f"in {sweep}.html")
 
 
 def test_ctrl_c_leaves_the_jobs_sent_running_and_sends_no_more(car, gcs, make_vertex):

@@ -223,14 +223,15 @@ def check_values(cfg, overrides=None, car_dir=None, keys=None):
     _check_crop(cfg, given, car_dir)
 
 
-def check_overrides(overrides):
-    """-c KEY=VALUE values alone, before anything is read (flags.settle_train)."""
+def check_overrides(overrides, flag="-c"):
+    """-c KEY=VALUE values alone (or a sweep's, FLAG --sweep), before anything
+    is read (flags.settle_train)."""
     given = parse_overrides(overrides)
     for key, value in given.items():
         if key in VALUES and not VALUES[key][0](value):
             ok, good, example = VALUES[key]
-            raise UserError(f"-c {key}={_shown(value)}: {key} must be {good}, e.g. "
-                            f"-c {key}={example!r}")
+            raise UserError(f"{flag} {key}={_shown(value)}: {key} must be {good}, e.g. "
+                            f"{flag} {key}={example!r}")
 
 
 def _check_crop(cfg, given, car_dir):

@@ -25,7 +25,7 @@ import re
 from dataclasses import dataclass, field
 
 from trainer.core import modeltypes
-from trainer.core.config import parse_overrides
+from trainer.core.config import check_overrides, parse_overrides
 from trainer.core.errors import UserError
 from trainer.core.names import MAX_LENGTH, is_plain
 
@@ -127,6 +127,7 @@ def _swept(pairs, fixed):
         texts = [v.strip() for v in values.split(",")]
         for text in texts:
             _scalar(key, text)
+            check_overrides([f"{key}={text}"], flag="--sweep")   # a value training refuses
         if len(set(texts)) < len(texts):
             raise UserError(f"--sweep {pair}: a value is listed twice")
         swept[key] = texts
