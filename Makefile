@@ -93,7 +93,7 @@ test: install browser
 	$(PY) -m pytest -q -n auto --maxprocesses 4 -m "not e2e" tests
 
 e2e: install browser
-	$(PY) -m pytest -q -m e2e tests
+	$(PY) -m pytest -q -n auto --maxprocesses 4 --dist loadfile --durations=12 -m e2e tests
 
 # The reports' tests open their pages in Debian's chromium (headless); as
 # root on Debian it is installed when missing, as lib/local_image.sh does podman.

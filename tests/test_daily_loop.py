@@ -156,7 +156,9 @@ def test_the_cloud_loop_runs_twice_with_the_defaults(car, run, vertex, gcs):
     """upload -> submit -w -> download with no flags, two days in a row,
     through the GCS emulator and the Vertex stand-in: each day's archive and
     model get their own names, the bucket keeps both sets, nothing is lost."""
-    write_synth_tub(car / "data", records=200)
+    write_synth_tub(car / "data", records=300)
+    with open(car / "myconfig.py", "a") as f:   # a model the download takes (trained.py)
+        f.write("MAX_EPOCHS = 4\n")
     env = vertex.env
     for day, (archive, model) in enumerate((("wip", "pilot-wip"),
                                             ("wip-2", "pilot-wip-2")), start=1):
