@@ -5,6 +5,7 @@ stock `make install` and `make image` left as they were, and the car's
 check comparing the card's DonkeyCar with the car's. The fork itself, its
 venv, image and trainings are tests/test_fork.py (e2e)."""
 import json
+import os
 import re
 import platform
 import shutil
@@ -130,8 +131,9 @@ def test_a_forks_image_is_tagged_with_its_content():
 
 
 def make_n(*args):
-    r = subprocess.run(["make", "-n", *args], cwd=ROOT, capture_output=True, text=True,
-                       timeout=60)
+    env = {k: v for k, v in os.environ.items() if k not in ("MAKELEVEL", "MAKEFLAGS", "MFLAGS")}
+    r = subprocess.run(["make", "--no-print-directory", "-n", *args], cwd=ROOT, env=env,
+                       capture_output=True, text=True, timeout=60)
     assert r.returncode == 0, r.stderr
     return r.stdout.splitlines()
 
