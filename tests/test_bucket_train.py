@@ -5,6 +5,8 @@ import hashlib
 import json
 import os
 
+import pytest
+
 from fixtures_gcs import md5_hex
 from helpers import one_line_error
 
@@ -49,6 +51,7 @@ def test_a_bare_name_missing_everywhere_is_one_clear_line(car, run, gcs):
     assert "export STEERING_BUCKET_NAME=my-robocar-bucket" in one_line_error(r)
 
 
+@pytest.mark.e2e           # a whole run (or two) end to end: make e2e
 def test_the_round_trip_through_a_faulty_network(car, synth_tub, run, tmp_path,
                                                  faulty_gcs):
     """Every third request answered 503, every third download cut halfway:

@@ -25,6 +25,7 @@ def creates(vertex):
     return [body for _, path, body in vertex.requests if path.endswith("/customJobs")]
 
 
+@pytest.mark.e2e           # a whole run (or two) end to end: make e2e
 def test_wait_makes_the_movie_in_the_cloud_and_brings_it_home(car, synth_tub, run,
                                                                vertex, gcs):
     """Done-when 2 of issue 5: a 60-frame mp4 in movies/ and at home."""

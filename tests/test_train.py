@@ -211,6 +211,7 @@ def test_flags_name_type_transfer_and_output(trained_real, car, run):
     assert (out / "tuned.h5").read_bytes() == before
 
 
+@pytest.mark.e2e           # a whole run (or two) end to end: make e2e
 def test_legacy_gcp_trainer_archive_trains(car, synth_tub, run, tmp_path):
     write_legacy_archive(car / "old.tgz", car, synth_tub)
     r = run("local_train.sh", "-a", "old.tgz", "-o", tmp_path / "out")
