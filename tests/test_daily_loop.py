@@ -28,7 +28,6 @@ def snapshot(car):
     return found
 
 
-@pytest.mark.e2e           # a whole run (or two) end to end: make e2e
 def test_the_daily_loop_runs_twice_with_the_defaults(car, run):
     with open(car / "myconfig.py", "a") as f:
         f.write("\nDEFAULT_MODEL_TYPE = 'tflite_linear'\n")
