@@ -86,11 +86,14 @@ image:
 demo: install
 	TRAINER_PYTHON=$(abspath $(PY)) bash lib/demo.sh demo-car
 
-# The fast suite on every core (at most 4: each process may train), with
-# pytest-xdist from the test extra; what the session trains once is shared
-# between the processes (tests/trained.py).
+# The fast suite in one process more than the cores (a third of its time
+# is spent waiting on scripts, the emulators and the stand-ins: on 2 cores
+# 3 processes took 432 s, 2 took about 505, 4 took 438), at most 4 (each
+# may train), with pytest-xdist from the test extra; what the session
+# trains once is shared between the processes (tests/trained.py).
+TEST_WORKERS ?= $(shell $(PYTHON) -c 'import os; print(min(4, (os.cpu_count() or 1) + 1))')
 test: install browser
-	$(PY) -m pytest -q -n auto --maxprocesses 4 -m "not e2e" tests
+	$(PY) -m pytest -q -n $(TEST_WORKERS) -m "not e2e" tests
 
 e2e: install browser
 	$(PY) -m pytest -q -n auto --maxprocesses 4 --dist loadfile --durations=12 -m e2e tests
