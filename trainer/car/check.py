@@ -284,7 +284,7 @@ def model_type_of(c, cfg):
         return modeltypes.base(wanted)
     if modeltypes.base(wanted) != model_type:
         c.warn(f"the car's DEFAULT_MODEL_TYPE is {wanted} but {c.name} is a {model_type} "
-               "model: drive it with the --type below")
+               "model: drive it with the command below, which gives manage.py its type")
     return model_type
 
 
