@@ -4,13 +4,12 @@ models/database.json and given its drive line; a copy cut short is caught
 by its card. download_models.sh runs the same check (test_car.py)."""
 import json
 import re
-import shutil
 import subprocess
 import sys
 
 import pytest
 from helpers import one_line_error
-from trained import NAME
+from trained import NAME, copy_model
 
 from trainer.core.bucket import OUTPUTS
 
@@ -23,11 +22,7 @@ AGREES = re.compile(r"^car check: the \.(h5|tflite|onnx) \((tensorflow|ai_edge_l
 @pytest.fixture
 def copied(car, trained):
     """The trained model's files copied into the car's models/, as rsync would."""
-    out = trained.models
-    (car / "models").mkdir(exist_ok=True)
-    for suffix in OUTPUTS:
-        shutil.copy(out / f"{NAME}{suffix}", car / "models")
-    return car / "models"
+    return copy_model(trained, car)
 
 
 def listed(car):

@@ -16,10 +16,9 @@ from pathlib import Path
 
 import pytest
 from helpers import ROOT, one_line_error
-from trained import NAME
+from trained import NAME, copy_model
 
 from trainer.core import donkeysource, generations
-from trainer.core.bucket import OUTPUTS
 from trainer.core.errors import UserError
 
 GIT = "git+https://github.com/team/donkeycar@race"
@@ -165,10 +164,7 @@ def test_make_install_and_image_without_a_source_are_as_they_were(tmp_path):
 def copied(car, trained):
     """The trained model's files in the car's models/, its card's DonkeyCar
     replaceable: card(**donkeycar_source) rewrites it."""
-    out = trained.models
-    (car / "models").mkdir(exist_ok=True)
-    for suffix in OUTPUTS:
-        shutil.copy(out / f"{NAME}{suffix}", car / "models")
+    copy_model(trained, car)
     path = car / "models" / f"{NAME}.json"
 
     def card(model_type=None, **source):

@@ -7,61 +7,25 @@ in pilot mode, recording switched on through it as a user would, and a new
 tub the pilot's outputs are read back from."""
 import glob
 import hashlib
-import json
 import os
 import re
-import shutil
-import socket
 import subprocess
-import time
-from types import SimpleNamespace
 
 import numpy as np
 import pytest
-from helpers import SHARED_TUB, one_line_error, script_env
+from driving import FRAMES, await_condition, catalog, hardware_free, listening, send
+from helpers import one_line_error, script_env
 from trained import NAME
 
-from trainer.core.bucket import OUTPUTS
-
-FRAMES = 20          # real frames the camera cycles through
 LOOPS = 100          # 5 s at DRIVE_LOOP_HZ 20
 TIMING_ROW = r"^\|\s+KerasLinear\s+\|"      # DonkeyCar's part-timing table: the pilot ran
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture
 def drivable(car, trained):
     """The car with the session's model in models/, frames for the camera,
     and myconfig.py set for a drive without hardware."""
-    out = trained.models
-    (car / "models").mkdir(exist_ok=True)
-    for suffix in OUTPUTS:
-        shutil.copy(out / f"{NAME}{suffix}", car / "models")
-    frames = car / "frames"
-    frames.mkdir()
-    if not os.path.isdir(SHARED_TUB):
-        pytest.skip("../shared/data/tubs/track-5015 is not beside this clone")
-    for i in range(100, 100 + FRAMES):
-        shutil.copy(os.path.join(SHARED_TUB, "images", f"{i}_cam_image_array_.jpg"), frames)
-    port = free_port()
-    with open(car / "myconfig.py", "a") as f:
-        f.write(f"""
-# tests: a drive without hardware
-CAMERA_TYPE = "IMAGE_LIST"
-PATH_MASK = "{frames}/*_cam_image_array_.jpg"
-DRIVE_TRAIN_TYPE = "MOCK"
-MAX_LOOPS = {LOOPS}
-WEB_INIT_MODE = "local"
-WEB_CONTROL_PORT = {port}
-RECORD_DURING_AI = True
-AUTO_CREATE_NEW_TUB = True
-""")
-    return SimpleNamespace(path=car, port=port)
+    return hardware_free(car, trained, LOOPS)
 
 
 def drive(drivable, *args, record=True, timeout=300):
@@ -75,36 +39,16 @@ def drive(drivable, *args, record=True, timeout=300):
     p = subprocess.Popen(["./drive.sh", *args], cwd=car, env=script_env(LOGLEVEL="INFO"),
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        if record and _listening(drivable.port, p):
-            _record(drivable.port)
+        if record:
+            await_condition("the web controller",
+                            lambda: listening(drivable.port) or p.poll() is not None, p)
+            if p.poll() is None:
+                send(drivable.port, recording=True)
         stdout, stderr = p.communicate(timeout=timeout)
     finally:
         p.kill()
     assert hashlib.sha256((car / "manage.py").read_bytes()).hexdigest() == manage
     return subprocess.CompletedProcess(p.args, p.returncode, stdout, stderr)
-
-
-def _listening(port, p):
-    """Wait for the web controller's port (or the drive's end)."""
-    deadline = time.monotonic() + 240
-    while time.monotonic() < deadline and p.poll() is None:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-            return True
-        except OSError:
-            time.sleep(0.05)
-    return False
-
-
-def _record(port):
-    from tornado.ioloop import IOLoop
-    from tornado.websocket import websocket_connect
-
-    async def switch_on():
-        ws = await websocket_connect(f"ws://127.0.0.1:{port}/wsDrive")
-        await ws.write_message(json.dumps({"recording": True}))
-        ws.close()
-    IOLoop.current().run_sync(switch_on, timeout=30)
 
 
 def recorded(car):
@@ -115,12 +59,11 @@ def recorded(car):
     [tub] = glob.glob(str(car / "data" / "tub_*"))
     sources = np.stack([np.asarray(Image.open(f)) for f in frame_files(car)]).astype(float)
     out = []
-    for line in sorted(glob.glob(f"{tub}/catalog_*.catalog")):
-        for record in map(json.loads, open(line).read().splitlines()):
-            img = np.asarray(Image.open(f"{tub}/images/{record['cam/image_array']}"))
-            far = np.abs(sources - img).mean(axis=(1, 2, 3))
-            assert far.min() < 1 < np.sort(far)[1], far        # one frame, clearly
-            out.append((int(far.argmin()), record["pilot/angle"], record["pilot/throttle"]))
+    for record in catalog(tub):
+        img = np.asarray(Image.open(f"{tub}/images/{record['cam/image_array']}"))
+        far = np.abs(sources - img).mean(axis=(1, 2, 3))
+        assert far.min() < 1 < np.sort(far)[1], far        # one frame, clearly
+        out.append((int(far.argmin()), record["pilot/angle"], record["pilot/throttle"]))
     return out
 
 

@@ -18,129 +18,43 @@ import json
 import os
 import re
 import shutil
-import socket
 import subprocess
 import tarfile
-import time
 
 import browser
 import numpy as np
 import pytest
-from helpers import ROOT, SCRIPTS, SHARED_TUB, one_line_error, script_env
+from driving import await_condition, catalog, hardware_free, lines, listening, send
+from helpers import car_from_template, one_line_error, script_env, wandb_env
 from trained import NAME
-from wandb_records import of_kind, read_run, the_run, wandb_env
+from wandb_records import of_kind, read_run, the_run
 
 from trainer.core.bucket import OUTPUTS
 
-FRAMES = 20            # real frames the camera cycles through
 LOOPS = 400            # the loop's bound: 8 s at DRIVE_LOOP_HZ 50
 HZ = 50
 TAKEOVER_AT = 60       # records on the pilot before the user takes over
 SHADOW, RECOVERY = 0.1, 0.4    # the user's stick: along with the pilot, then their own
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def lines(path):
-    return [json.loads(line) for line in open(path).read().splitlines()]
-
-
-def catalog(tub):
-    out = []
-    for path in sorted(glob.glob(f"{tub}/catalog_*.catalog"),
-                       key=lambda p: int(re.findall(r"\d+", os.path.basename(p))[0])):
-        out += lines(path)
-    return out
-
-
-class Drive:
-    """The web controller's websocket, as its page uses it."""
-
-    def __init__(self, port):
-        self.url = f"ws://127.0.0.1:{port}/wsDrive"
-
-    def send(self, **message):
-        import asyncio
-
-        from tornado.websocket import websocket_connect
-
-        async def go():
-            ws = await websocket_connect(self.url)
-            await ws.write_message(json.dumps(message))
-            ws.close()
-        asyncio.run(asyncio.wait_for(go(), timeout=30))
-
-
-def await_condition(what, check, p, limit=240):
-    """Poll CHECK until it holds; fails when the drive ended first."""
-    deadline = time.monotonic() + limit
-    while time.monotonic() < deadline:
-        found = check()
-        if found:
-            return found
-        assert p.poll() is None, f"the drive ended before {what}"
-        time.sleep(0.02)
-    raise AssertionError(f"no {what} within {limit} s")
-
-
-def listening(port):
-    try:
-        socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-        return True
-    except OSError:
-        return False
-
-
 @pytest.fixture(scope="module")
 def drove(tmp_path_factory, car_template, trained):
     """The session's model driven by ./drive.sh (the .tflite) for LOOPS
     loops, taken over at TAKEOVER_AT records: (car, tub, drive.sh's result)."""
-    if not os.path.isdir(SHARED_TUB):
-        pytest.skip("../shared/data/tubs/track-5015 is not beside this clone")
-    out = trained.models
-    car = tmp_path_factory.mktemp("drove") / "mycar"
-    shutil.copytree(car_template, car, symlinks=True)
-    for s in SCRIPTS:
-        os.symlink(os.path.join(ROOT, s), car / s)
-    (car / "models").mkdir(exist_ok=True)
-    for suffix in OUTPUTS:
-        if (out / f"{NAME}{suffix}").exists():      # a variant may be withheld
-            shutil.copy(out / f"{NAME}{suffix}", car / "models")
-    frames = car / "frames"
-    frames.mkdir()
-    for i in range(100, 100 + FRAMES):
-        shutil.copy(os.path.join(SHARED_TUB, "images", f"{i}_cam_image_array_.jpg"), frames)
-    port = free_port()
-    with open(car / "myconfig.py", "a") as f:
-        f.write(f"""
-# tests: a drive without hardware
-CAMERA_TYPE = "IMAGE_LIST"
-PATH_MASK = "{frames}/*_cam_image_array_.jpg"
-DRIVE_TRAIN_TYPE = "MOCK"
-MAX_LOOPS = {LOOPS}
-DRIVE_LOOP_HZ = {HZ}
-WEB_INIT_MODE = "local"
-WEB_CONTROL_PORT = {port}
-RECORD_DURING_AI = True
-AUTO_CREATE_NEW_TUB = True
-USE_JOYSTICK_AS_DEFAULT = False
-""")
+    car = car_from_template(car_template, tmp_path_factory.mktemp("drove") / "mycar")
+    port = hardware_free(car, trained, LOOPS, DRIVE_LOOP_HZ=HZ,
+                         USE_JOYSTICK_AS_DEFAULT=False).port
     manage = hashlib.sha256((car / "manage.py").read_bytes()).hexdigest()
     p = subprocess.Popen(["./drive.sh", "-m", NAME, "--format", "tflite"], cwd=car,
                          env=script_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                          text=True)
     try:
         await_condition("the web controller", lambda: listening(port), p)
-        web = Drive(port)
-        web.send(recording=True, angle=SHADOW)          # the stick along with the pilot
+        send(port, recording=True, angle=SHADOW)      # the stick along with the pilot
         tub = await_condition("a tub", lambda: glob.glob(str(car / "data" / "tub_*")), p)[0]
         await_condition(f"{TAKEOVER_AT} records", lambda: len(catalog(tub)) >= TAKEOVER_AT,
                         p)
-        web.send(drive_mode="user", angle=RECOVERY, throttle=0.2)       # the takeover
+        send(port, drive_mode="user", angle=RECOVERY, throttle=0.2)       # the takeover
         stdout, stderr = p.communicate(timeout=300)
     finally:
         p.kill()
@@ -246,7 +160,7 @@ def test_the_takeovers_archive_holds_the_users_recovery_only(drove, tmp_path):
 @pytest.mark.e2e
 def test_with_wandb_offline_the_drive_run_names_the_model_artifact_it_used(drove, tmp_path):
     car, tub, _ = drove
-    r = report(car, "-t", tub, "--no-page", env=wandb_env(tmp_path, script_env))
+    r = report(car, "-t", tub, "--no-page", env=wandb_env(tmp_path))
     assert r.returncode == 0, r.stderr
     run_dir = the_run(tmp_path)
     records = read_run(run_dir)
@@ -323,8 +237,6 @@ def test_what_it_cannot_report_is_one_line(car, run):
     assert r.returncode == 1
     assert one_line_error(r) == ("drive_report.sh: data holds no tub (no manifest.json in it "
                                  "or in its subfolders): point -t at a DonkeyCar tub folder")
-    assert run("drive_report.sh", "-h").stdout.startswith(
-        "Summary: how a pilot drove a session")
 
 
 def test_on_a_car_without_matplotlib_the_summary_stands_alone(car, run, tmp_path):

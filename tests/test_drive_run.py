@@ -9,8 +9,8 @@ import os
 
 import numpy as np
 import pytest
-from helpers import one_line_error, script_env
-from wandb_records import of_kind, read_run, the_run, wandb_env
+from helpers import one_line_error, wandb_env
+from wandb_records import of_kind, read_run, the_run
 
 from trainer.car import telemetry
 
@@ -113,7 +113,7 @@ def test_each_loop_is_recorded_beside_the_record_it_wrote(driven):
 def test_the_drive_run_names_the_model_artifact_it_used(driven, run, tmp_path):
     car, tub = driven
     r = run("drive_report.sh", "-t", "data/tub_1", "--no-page",
-            env=wandb_env(tmp_path, script_env))
+            env=wandb_env(tmp_path))
     assert r.returncode == 0, r.stderr
     assert f"  takeover 1 at record {PILOT_LOOPS} (" in r.stdout
     run_dir = the_run(tmp_path)
@@ -145,7 +145,7 @@ def test_wandb_project_without_wandb_is_one_line_before_the_report(driven, run, 
     (fake / "__init__.py").write_text(
         "raise ModuleNotFoundError(\"No module named 'wandb'\", name='wandb')\n")
     r = run("drive_report.sh", "-t", "data/tub_1", env=wandb_env(
-        tmp_path, script_env, PYTHONPATH=str(tmp_path / "site")))
+        tmp_path, PYTHONPATH=str(tmp_path / "site")))
     assert r.returncode == 1 and r.stdout == ""
     assert one_line_error(r) == (
         "drive_report.sh: WANDB_PROJECT=p asks for W&B tracking but wandb is not "

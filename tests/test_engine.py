@@ -8,26 +8,21 @@ stops where a GPU is needed. The real build and run: `make gpu-check`
 import json
 import re
 import os
-import shutil
 import subprocess
 import sys
 
 import pytest
 from helpers import ROOT, one_line_error, script_env
-from trained import NAME
+from trained import NAME, copy_model
 
-from trainer.core.bucket import OUTPUTS
 
 FAKE = os.path.join(ROOT, "tests", "fake_tensorrt")
 
 
 @pytest.fixture
 def copied(car, trained):
-    out = trained.models
-    (car / "models").mkdir(exist_ok=True)
-    for suffix in OUTPUTS:
-        shutil.copy(out / f"{NAME}{suffix}", car / "models")
-    return car / "models"
+    """The trained model's files copied into the car's models/, as rsync would."""
+    return copy_model(trained, car)
 
 
 def after_donkeycar(r):

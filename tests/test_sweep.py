@@ -104,12 +104,7 @@ def test_what_cannot_be_swept_is_refused_before_anything_is_sent(car, run, idle_
     assert idle_vertex.requests == []
 
 
-def test_the_sweep_scripts_keep_the_usage_contract(car, run, idle_vertex):
-    r = run("submit_cloud_sweep.sh", "-h")
-    assert r.returncode == 0 and r.stdout.startswith("Summary: train several models")
-    r = run("submit_cloud_sweep.sh", "--parallel", env=idle_vertex.env)
-    assert r.returncode == 2
-    assert r.stderr.splitlines()[0] == "submit_cloud_sweep.sh: --parallel needs a value"
+def test_submit_cloud_train_sh_points_a_list_of_types_to_the_sweep(car, run, idle_vertex):
     r = run("submit_cloud_train.sh", "--type", "linear,categorical", "-n",
             env=idle_vertex.env)
     assert r.returncode == 1

@@ -18,6 +18,7 @@ import pytest
 from discovery_schema import check
 from trained import EPOCHS
 from helpers import ROOT, one_line_error, script_env, wandb_env
+from wandb_records import items, of_kind, read_run
 
 from trainer.core.bucket import OUTPUTS
 from trainer.core.cloud import discovery_document
@@ -32,60 +33,6 @@ def sha256(path):
 def md5_b64(path):
     """W&B's digest of a file."""
     return base64.b64encode(hashlib.md5(open(path, "rb").read()).digest()).decode()
-
-
-def read_run(run_dir):
-    """Every record of the offline run's .wandb file, read with wandb's own
-    reader (wandb 0.29+ has none in Python: then scan_log below)."""
-    from wandb.proto import wandb_internal_pb2
-
-    [path] = [os.path.join(run_dir, f) for f in os.listdir(run_dir) if f.endswith(".wandb")]
-    try:
-        from wandb.sdk.internal import datastore
-    except ImportError:
-        chunks = scan_log(path)
-    else:
-        store = datastore.DataStore()
-        store.open_for_scan(path)
-        chunks = iter(store.scan_data, None)
-    records = []
-    for data in chunks:
-        record = wandb_internal_pb2.Record()
-        record.ParseFromString(data)
-        records.append(record)
-    return records
-
-
-def scan_log(path):
-    """The records of a .wandb file: a 7-byte W&B header, then LevelDB's log
-    format (32 KiB blocks of crc32, length, type FULL/FIRST/MIDDLE/LAST, data)."""
-    import struct
-    import zlib
-
-    raw = open(path, "rb").read()
-    assert raw[:4] == b":W&B"
-    pos, data = 7, b""
-    while pos + 7 <= len(raw):
-        if 32768 - pos % 32768 < 7:                    # a block's zero trailer
-            pos += 32768 - pos % 32768
-            continue
-        crc, length, kind = struct.unpack("<IHB", raw[pos:pos + 7])
-        chunk = raw[pos + 7:pos + 7 + length]
-        assert crc == zlib.crc32(chunk, zlib.crc32(bytes([kind]))) & 0xFFFFFFFF
-        pos += 7 + length
-        data = chunk if kind in (1, 2) else data + chunk
-        if kind in (1, 4):
-            yield data
-
-
-def of_kind(records, kind):
-    return [getattr(r, kind) for r in records if r.WhichOneof("record_type") == kind]
-
-
-def items(record_items):
-    """{key: value} of history, summary or config items."""
-    return {(it.key or "/".join(it.nested_key)): json.loads(it.value_json)
-            for it in record_items}
 
 
 def test_the_run_has_the_config_and_val_loss_for_every_epoch(trained):

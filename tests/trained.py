@@ -18,6 +18,7 @@ came out (conftest.py's session fixtures `trained` and `cloud_trained`):
     def test_x(trained, cloud_trained):
         trained.models / "pilot-wip.h5"     # the seven files (bucket.OUTPUTS)
         trained.result.stdout               # local_train.sh's log
+        copy_model(trained, car)            # its files in CAR/models
         cloud_trained.bucket.names("models/")
 """
 import fcntl
@@ -48,6 +49,18 @@ class Trained:
     @property
     def models(self):
         return self.car / "models"
+
+
+def copy_model(trained, car):
+    """The trained model's files (those published) copied into CAR's models/,
+    as rsync or a USB stick would bring them; that folder."""
+    from trainer.core.bucket import OUTPUTS
+    models = car / "models"
+    models.mkdir(exist_ok=True)
+    for suffix in OUTPUTS:
+        if (trained.models / f"{NAME}{suffix}").exists():     # a variant may be withheld
+            shutil.copy(trained.models / f"{NAME}{suffix}", models)
+    return models
 
 
 def once(tmp_path_factory, name, make):

@@ -4,19 +4,14 @@ of the drive's run too.
 
     records = read_run(run_dir)            # wandb_internal_pb2.Record, in order
     [run] = of_kind(records, "run")
+    items(run.config.update)               # {key: value}
+
+The environment that sends a script's runs here: helpers.wandb_env.
 """
+import json
 import os
 import struct
 import zlib
-
-
-def wandb_env(tmp, script_env, **extra):
-    """W&B offline, everything it writes under TMP (nothing in HOME)."""
-    dirs = {name: str(tmp / name.lower()) for name in
-            ("WANDB_DIR", "WANDB_DATA_DIR", "WANDB_CACHE_DIR", "WANDB_CONFIG_DIR")}
-    for path in dirs.values():
-        os.makedirs(path, exist_ok=True)
-    return script_env(WANDB_MODE="offline", WANDB_PROJECT="p", **dirs, **extra)
 
 
 def the_run(tmp):
@@ -69,3 +64,9 @@ def scan_log(path):
 
 def of_kind(records, kind):
     return [getattr(r, kind) for r in records if r.WhichOneof("record_type") == kind]
+
+
+def items(record_items):
+    """{key: value} of history, summary or config items."""
+    return {(it.key or "/".join(it.nested_key)): json.loads(it.value_json)
+            for it in record_items}
