@@ -95,8 +95,10 @@ TEST_WORKERS ?= $(shell $(PYTHON) -c 'import os; print(min(4, (os.cpu_count() or
 test: install browser
 	$(PY) -m pytest -q -n $(TEST_WORKERS) -m "not e2e" tests
 
+# The heavy tests as many processes, a test file each (its fixtures build a
+# venv, an image or a fork once): on 2 cores 3 took 351 s, 2 took 387-410.
 e2e: install browser
-	$(PY) -m pytest -q -n auto --maxprocesses 4 --dist loadfile --durations=12 -m e2e tests
+	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile --durations=12 -m e2e tests
 
 # The reports' tests open their pages in Debian's chromium (headless); as
 # root on Debian it is installed when missing, as lib/local_image.sh does podman.
