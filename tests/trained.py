@@ -32,6 +32,8 @@ from types import SimpleNamespace
 
 from helpers import ROOT, car_from_template, script_env, wandb_env, write_synth_tub
 
+from trainer.core.bucket import OUTPUTS
+
 NAME = "pilot-wip"
 EPOCHS = 4                  # a verdict of "better" (the car's check takes it); the log and
                             # the W&B run show more than one epoch
@@ -54,7 +56,6 @@ class Trained:
 def copy_model(trained, car):
     """The trained model's files (those published) copied into CAR's models/,
     as rsync or a USB stick would bring them; that folder."""
-    from trainer.core.bucket import OUTPUTS
     models = car / "models"
     models.mkdir(exist_ok=True)
     for suffix in OUTPUTS:
